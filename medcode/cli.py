@@ -1,0 +1,250 @@
+"""The `medcode` command: build indexes, inspect them, serve the API, look things up."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichBar
+
+from medcode.settings import Settings, get_settings
+
+app = typer.Typer(help="medcode: ICD-10-CM coding decision support.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Build code-year indexes from official sources.",
+                         no_args_is_help=True)
+index_app = typer.Typer(help="Inspect built indexes.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(index_app, name="index")
+
+out = Console()
+err = Console(stderr=True)
+
+YearOpt = Annotated[str | None, typer.Option("--year", help="Code year (default: settings)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    # One line, naming the file and the problem; nothing else on stderr.
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+class TerminalProgress:
+    """Build progress as rich bars on stderr."""
+
+    def stage(self, name: str) -> None:
+        err.print(f"[cyan]•[/cyan] {name}")
+
+    @contextmanager
+    def task(self, name: str, total: int) -> Iterator[Callable[[int], None]]:
+        with RichBar(
+            TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=err, transient=False,
+        ) as bar:
+            task = bar.add_task(name, total=total)
+            yield lambda n: bar.advance(task, n)
+
+
+@ingest_app.command("build")
+def ingest_build(
+    year: Annotated[str, typer.Option("--year", help="Code year to build, e.g. 2025")],
+    sources: Annotated[
+        list[Path] | None,
+        typer.Option("--sources", help="Folder, zip or file with official sources (repeatable)"),
+    ] = None,
+    download: Annotated[
+        bool, typer.Option("--download/--no-download", help="Fetch missing sources from CMS")
+    ] = True,
+    index_dir: Annotated[Path | None, typer.Option("--index-dir")] = None,
+    if_current: Annotated[
+        bool,
+        typer.Option("--if-current", help="Skip when the index was built from the same sources "
+                     "by the same code and model"),
+    ] = False,
+) -> None:
+    """Parse, cross-check, embed and store one code year into index_data/<year>/."""
+    from ingest.embeddings import EmbeddingCache, make_embedder
+
+    from ingest.build import BuildError, build_year, is_current
+    from ingest.sources import SourceError, resolve_sources
+
+    settings = get_settings()
+    target = index_dir or settings.index_dir
+    try:
+        source_set = resolve_sources(
+            year, list(sources or []), settings.sources, download and settings.allow_download,
+            settings.cache_dir,
+        )
+    except SourceError as exc:
+        raise fail(str(exc)) from None
+    with source_set:
+        for w in source_set.warnings:
+            err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        for kind, f in source_set.files.items():
+            err.print(f"  {kind:<10} {f.display} ({f.origin})", highlight=False)
+        try:
+            embedder = make_embedder(settings.embedding_backend, settings.embedding_model_path,
+                                     settings.cache_dir)
+            if if_current and is_current(target / year, source_set, embedder.model_name):
+                out.print(f"{target / year} is current (same sources, code and model): "
+                          "nothing to build")
+                return
+            cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
+            report = build_year(year, source_set, target, embedder, cache, TerminalProgress())
+        except (BuildError, ValueError, OSError) as exc:
+            raise fail(str(exc)) from None
+    print_report(report.to_json())
+
+
+def print_report(report: dict) -> None:  # type: ignore[type-arg]
+    out.print(f"[bold]Built {report['year']}[/bold] → {report['index_dir']} "
+              f"in {report['duration_s']:.0f} s")
+    for key, value in report["counts"].items():
+        out.print(f"  {key:<28} {value:>9,}")
+    if report["issues"]:
+        out.print("[bold]Cross-check findings[/bold] (explained / unexplained):")
+        for kind, n in report["issues"].items():
+            out.print(f"  {kind:<28} {n['explained']:>7,} / {n['unexplained']:,}")
+    if report["guideline_outline_missing"]:
+        out.print(f"  guideline outline entries without a section: "
+                  f"{', '.join(report['guideline_outline_missing'])}")
+    for w in report["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {w}")
+
+
+@index_app.command("status")
+def index_status(json_out: JsonOpt = False) -> None:
+    """List built code years with their manifest summary."""
+    from ingest.build import recover_interrupted
+    from service.index_registry import IndexRegistry
+
+    settings = get_settings()
+    for line in recover_interrupted(settings.index_dir):
+        err.print(f"[yellow]recovered:[/yellow] {line}")
+    registry = IndexRegistry(settings.index_dir)
+    manifests = {y: registry.manifest(y) for y in registry.years()}
+    if json_out:
+        out.print_json(json.dumps(manifests))
+        return
+    if not manifests:
+        out.print(f"No index built in {settings.index_dir}. "
+                  "Run: medcode ingest build --year 2025 --sources PATH")
+        raise typer.Exit(1)
+    for year, m in manifests.items():
+        c = m.get("counts", {})
+        out.print(
+            f"[bold]{year}[/bold]  built {m.get('built_at')}  "
+            f"{c.get('billable_codes', 0):,} billable codes, {c.get('index_paths', 0):,} index "
+            f"paths, {c.get('guideline_sections', 0):,} guideline sections  "
+            f"({m.get('embedding', {}).get('model')}, {m.get('build_duration_s')} s)"
+        )
+
+
+def _registry_and_year(year: str | None) -> tuple[Settings, object, str]:
+    from service.index_registry import IndexRegistry
+
+    settings = get_settings()
+    registry = IndexRegistry(settings.index_dir, settings.embedding_backend,
+                             settings.embedding_model_path, settings.cache_dir)
+    return settings, registry, year or settings.default_year
+
+
+@app.command("lookup")
+def lookup_cmd(
+    query: Annotated[str, typer.Argument(help="Term to look up, e.g. 'aspiration pneumonia'")],
+    year: YearOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100)] = 10,
+    json_out: JsonOpt = False,
+) -> None:
+    """Look a term up in the Alphabetic Index and Tabular List."""
+    from service.index_registry import UnknownYear
+    from service.lookup import lookup
+
+    _, registry, y = _registry_and_year(year)
+    try:
+        index = registry.get(y)  # type: ignore[attr-defined]
+    except UnknownYear as exc:
+        raise fail(str(exc)) from None
+    hits = lookup(index, query, registry.embedder.embed_query(query), limit)  # type: ignore[attr-defined]
+    if json_out:
+        out.print_json(json.dumps([
+            {"code": h.code, "title": h.title, "billable": h.billable, "score": h.score,
+             "matched": h.matched.text, "source": h.matched.source} for h in hits
+        ]))
+        return
+    for rank, h in enumerate(hits, 1):
+        flag = "" if h.billable else "  [dim](not billable: more characters needed)[/dim]"
+        out.print(f"{rank:>2}. [bold]{h.code:<9}[/bold] {h.title}{flag}", highlight=False)
+        out.print(f"    {h.score:.3f}  {h.matched.source}: {h.matched.text}", highlight=False)
+
+
+@app.command("code-info")
+def code_info_cmd(
+    code: Annotated[str, typer.Argument(help="ICD-10-CM code, e.g. E11.65")],
+    year: YearOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Title, billable status, hierarchy, notes, 7th characters and index paths of a code."""
+    from service.code_info import code_info
+    from service.codebook import MalformedCode, normalize_code
+    from service.index_registry import UnknownYear
+
+    _, registry, y = _registry_and_year(year)
+    try:
+        normalized = normalize_code(code)
+        index = registry.get(y)  # type: ignore[attr-defined]
+    except (MalformedCode, UnknownYear) as exc:
+        raise fail(str(exc)) from None
+    info = code_info(index.codebook, y, normalized)
+    if info is None:
+        raise fail(f"{normalized} is not an ICD-10-CM code in the {y} Tabular List", 1)
+    if json_out:
+        out.print_json(info.model_dump_json())
+        return
+    status = "billable" if info.billable else "not billable"
+    out.print(f"[bold]{info.code}[/bold] {info.title} ({info.kind}, {status}, FY{y})",
+              highlight=False)
+    for h in info.hierarchy:
+        out.print(f"  ↳ {h.code}  {h.title}", highlight=False)
+    for n in info.notes:
+        out.print(f"  [{n.kind} @ {n.from_code}] {n.text}", highlight=False)
+    if info.seventh_characters:
+        opts = ", ".join(f"{o.char}={o.meaning}" for o in info.seventh_characters.options)
+        out.print(f"  7th characters (from {info.seventh_characters.defined_at}): {opts}",
+                  highlight=False)
+    for c in info.children[:20]:
+        out.print(f"  child {c.code}  {c.title}", highlight=False)
+    for p in info.index_paths[:20]:
+        col = f" [{p.column}]" if p.column else ""
+        out.print(f"  index ({p.source}) {p.path}{col} → {p.printed_code}", highlight=False)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option("--host")] = None,
+    port: Annotated[int | None, typer.Option("--port")] = None,
+) -> None:
+    """Start the REST API (uvicorn)."""
+    import uvicorn
+
+    from service.api.app import create_app
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="medcode")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

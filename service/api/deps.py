@@ -1,0 +1,38 @@
+"""Typed FastAPI dependencies: settings, the index registry, a year's index."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request
+
+from medcode.settings import Settings
+from service.index_registry import IndexRegistry, UnknownYear, YearIndex
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_registry(request: Request) -> IndexRegistry:
+    return request.app.state.registry
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[IndexRegistry, Depends(get_registry)]
+
+
+def get_year_index(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    year: Annotated[
+        str | None, Query(pattern=r"^\d{4}$", description="Code year, e.g. 2025")
+    ] = None,
+) -> YearIndex:
+    try:
+        return registry.get(year or settings.default_year)
+    except UnknownYear as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+
+
+YearIndexDep = Annotated[YearIndex, Depends(get_year_index)]

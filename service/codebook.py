@@ -1,0 +1,175 @@
+"""Read-only access to a year's SQLite codebook (written by ingest/codebook.py)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+# Accept "E11.65", "e1165", "S72.001A", "I10"; blocks like "E08-E13" are looked up as-is.
+CODE_INPUT_RE = re.compile(r"^[A-Za-z][0-9][0-9A-Za-z](?:\.?[0-9A-Za-z]{1,4})?$")
+BLOCK_INPUT_RE = re.compile(r"^[A-Za-z][0-9]{2}-[A-Za-z][0-9]{2}$")
+
+
+class MalformedCode(ValueError):
+    pass
+
+
+def normalize_code(raw: str) -> str:
+    """'e1165' → 'E11.65'; raises MalformedCode for anything that is not ICD-10-CM shaped."""
+    text = raw.strip().upper()
+    if BLOCK_INPUT_RE.match(text):
+        return text
+    if not CODE_INPUT_RE.match(text):
+        raise MalformedCode(
+            f"{raw!r} is not an ICD-10-CM code (expected a letter, two characters, and up to "
+            "four more after the dot, e.g. E11.65)"
+        )
+    text = text.replace(".", "")
+    return text if len(text) == 3 else f"{text[:3]}.{text[3:]}"
+
+
+@dataclass(slots=True)
+class CodeRow:
+    code: str
+    kind: str
+    title: str
+    parent: str | None
+    chapter: str
+    block: str | None
+    depth: int
+    billable: bool
+    generated: bool
+    seventh_from: str | None
+    short_title: str | None
+
+
+@dataclass(slots=True)
+class NoteRow:
+    code: str
+    kind: str
+    text: str
+    refs: list[str]
+
+
+@dataclass(slots=True)
+class IndexPathRow:
+    term_id: int
+    source: str
+    path: str
+    code: str
+    column: str | None = None  # table column for Neoplasm/Drug cells
+    manif: str | None = None
+
+
+class Codebook:
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no codebook (build the index first)")
+        self.path = path
+        self._local = threading.local()
+        self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        # One read-only connection per thread: FastAPI runs sync endpoints in a pool.
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True,
+                                   check_same_thread=False)
+            self._local.conn = conn
+        return conn
+
+    def get(self, code: str) -> CodeRow | None:
+        row = self.db.execute(
+            "SELECT code, kind, title, parent, chapter, block, depth, billable, generated, "
+            "seventh_from, short_title FROM codes WHERE code = ?",
+            (code,),
+        ).fetchone()
+        if row is None:
+            return None
+        return CodeRow(*row[:7], bool(row[7]), bool(row[8]), row[9], row[10])
+
+    def get_many(self, codes: list[str]) -> dict[str, CodeRow]:
+        out: dict[str, CodeRow] = {}
+        for i in range(0, len(codes), 500):
+            chunk = codes[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                "SELECT code, kind, title, parent, chapter, block, depth, billable, generated, "
+                f"seventh_from, short_title FROM codes WHERE code IN ({marks})",
+                chunk,
+            ):
+                out[row[0]] = CodeRow(*row[:7], bool(row[7]), bool(row[8]), row[9], row[10])
+        return out
+
+    def lineage(self, code: str) -> list[CodeRow]:
+        """The code and its ancestors, from the chapter down to the code itself."""
+        chain: list[CodeRow] = []
+        current = self.get(code)
+        while current is not None:
+            chain.append(current)
+            current = self.get(current.parent) if current.parent else None
+        return list(reversed(chain))
+
+    def children(self, code: str) -> list[CodeRow]:
+        rows = self.db.execute(
+            "SELECT code FROM codes WHERE parent = ? ORDER BY ordinal", (code,)
+        ).fetchall()
+        found = self.get_many([r[0] for r in rows])
+        return [found[r[0]] for r in rows]
+
+    def notes(self, code: str) -> list[NoteRow]:
+        return [
+            NoteRow(code, kind, text, refs.split() if refs else [])
+            for kind, text, refs in self.db.execute(
+                "SELECT kind, text, refs FROM notes WHERE code = ? ORDER BY position", (code,)
+            )
+        ]
+
+    def seventh_characters(self, defined_at: str) -> dict[str, str]:
+        return dict(
+            self.db.execute(
+                "SELECT char, meaning FROM seventh_chars WHERE code = ? ORDER BY rowid",
+                (defined_at,),
+            ).fetchall()
+        )
+
+    def index_paths_to(self, code: str, limit: int = 200) -> list[IndexPathRow]:
+        rows = [
+            IndexPathRow(term_id, source, path, printed, None, manif)
+            for term_id, source, path, printed, manif in self.db.execute(
+                "SELECT id, source, path, code, manif FROM index_terms WHERE code_ref = ? "
+                "ORDER BY id LIMIT ?",
+                (code, limit),
+            )
+        ]
+        rows += [
+            IndexPathRow(term_id, tbl, path, printed, label)
+            for term_id, tbl, path, printed, label in self.db.execute(
+                "SELECT t.id, c.tbl, t.path, c.code, c.col_label FROM table_cells c "
+                "JOIN index_terms t ON t.id = c.term_id WHERE c.code_ref = ? ORDER BY t.id LIMIT ?",
+                (code, limit),
+            )
+        ]
+        return rows
+
+    def term(self, term_id: int) -> tuple[str, str, str | None] | None:
+        """(source, path, code_ref) of an index term."""
+        return self.db.execute(
+            "SELECT source, path, code_ref FROM index_terms WHERE id = ?", (term_id,)
+        ).fetchone()
+
+    def lexicon_search(self, match: str, limit: int) -> list[tuple[str, str, str, str, str]]:
+        """FTS5 search over titles, inclusion terms and index paths:
+        (text, modifiers, source, ref, code)."""
+        return self.db.execute(
+            "SELECT text, modifiers, source, ref, code FROM lexicon WHERE lexicon MATCH ? "
+            "ORDER BY rank LIMIT ?",
+            (match, limit),
+        ).fetchall()
+
+    def count(self, table: str, where: str = "") -> int:
+        return self.db.execute(f"SELECT count(*) FROM {table} {where}").fetchone()[0]

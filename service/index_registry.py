@@ -1,0 +1,83 @@
+"""Opens built code-year indexes (codebook + vectors) on demand and keeps them open."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.embeddings import Embedder, make_embedder
+
+from ingest.vector_store import VectorIndex
+from service.codebook import Codebook
+
+
+class UnknownYear(LookupError):
+    pass
+
+
+@dataclass
+class YearIndex:
+    year: str
+    path: Path
+    manifest: dict[str, Any]
+    codebook: Codebook
+    _vectors: VectorIndex | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def vectors(self) -> VectorIndex:
+        with self._lock:
+            if self._vectors is None:
+                self._vectors = VectorIndex(self.path / "chroma")
+            return self._vectors
+
+
+class IndexRegistry:
+    def __init__(
+        self, index_dir: Path, embedding_backend: str = "onnx", model_path: Path | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.index_dir = index_dir
+        self._backend = embedding_backend
+        self._model_path = model_path
+        self._cache_dir = cache_dir
+        self._embedder: Embedder | None = None
+        self._years: dict[str, YearIndex] = {}
+        self._lock = threading.Lock()
+
+    def years(self) -> list[str]:
+        if not self.index_dir.exists():
+            return []
+        return sorted(
+            p.name for p in self.index_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").exists()
+        )
+
+    def manifest(self, year: str) -> dict[str, Any]:
+        path = self.index_dir / year / "manifest.json"
+        if not path.exists():
+            raise UnknownYear(self._unknown(year))
+        return json.loads(path.read_text())
+
+    def _unknown(self, year: str) -> str:
+        have = ", ".join(self.years()) or "none"
+        return f"no index built for year {year!r} (available: {have})"
+
+    def get(self, year: str) -> YearIndex:
+        with self._lock:
+            if year not in self._years:
+                manifest = self.manifest(year)
+                path = self.index_dir / year
+                self._years[year] = YearIndex(year, path, manifest,
+                                              Codebook(path / "codebook.sqlite"))
+            return self._years[year]
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = make_embedder(self._backend, self._model_path, self._cache_dir)
+            return self._embedder

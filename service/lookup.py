@@ -1,0 +1,131 @@
+"""Term lookup: Alphabetic Index path matching fused with vector search.
+
+A coder starts in the Alphabetic Index, so lexical matches on index paths weigh
+most; titles and inclusion terms come next; vector search catches synonyms and
+word orders the index does not print. Scores are in [0, 1].
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from nltk.stem.porter import PorterStemmer
+
+from service.index_registry import YearIndex
+
+# Words that carry no meaning for matching (the index's own connectives included).
+STOPWORDS = frozenset(
+    "a an and or of the to in on for by at as is are was with w due nos nec other "
+    "unspecified".split()
+)
+TOKEN_RE = re.compile(r"[a-z0-9]+")
+_stemmer = PorterStemmer()
+
+# Weights: how much each kind of match counts (index paths first, as a coder works).
+SOURCE_WEIGHT = {
+    "index": 1.0, "eindex": 0.95, "neoplasm": 0.95, "drug": 0.95, "title": 0.92, "inclusion": 0.9,
+}
+LEXICAL_WEIGHT = 0.7
+VECTOR_WEIGHT = 0.3
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return _stemmer.stem(word)
+
+
+def terms(text: str) -> list[str]:
+    return [stem(w) for w in TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]
+
+
+@dataclass
+class Match:
+    text: str
+    source: str  # index | eindex | neoplasm | drug | title | inclusion | vector:<collection>
+    score: float
+
+
+@dataclass
+class LookupHit:
+    code: str
+    title: str
+    billable: bool
+    score: float
+    matched: Match
+    lexical: float = 0.0
+    semantic: float = 0.0
+    other_matches: list[Match] = field(default_factory=list)
+
+
+def _fts_query(words: list[str], conjunction: str) -> str:
+    return f" {conjunction} ".join(f'"{w}"' for w in dict.fromkeys(words))
+
+
+def lexical_candidates(index: YearIndex, query: str, limit: int = 300) -> dict[str, Match]:
+    """Best lexical match per code, scored by how much of the query and the row overlap."""
+    raw_words = [w for w in TOKEN_RE.findall(query.lower()) if w not in STOPWORDS]
+    if not raw_words:
+        return {}
+    q_terms = set(terms(query))
+    rows = index.codebook.lexicon_search(_fts_query(raw_words, "AND"), limit)
+    if len(rows) < limit // 3 and len(raw_words) > 1:
+        rows += index.codebook.lexicon_search(_fts_query(raw_words, "OR"), limit)
+    best: dict[str, Match] = {}
+    for text, modifiers, source, _ref, code in rows:
+        r_terms = set(terms(text))
+        if not r_terms:
+            continue
+        common = q_terms & r_terms
+        # Non-essential modifiers may supply query words, but their absence costs nothing.
+        q_cov = len(q_terms & (r_terms | set(terms(modifiers)))) / len(q_terms)
+        r_cov = len(common) / len(r_terms)
+        score = q_cov * (0.6 + 0.4 * r_cov) * SOURCE_WEIGHT.get(source, 0.9)
+        if code not in best or score > best[code].score:
+            best[code] = Match(text=text, source=source, score=round(score, 4))
+    return best
+
+
+def vector_candidates(index: YearIndex, embedding, k: int = 20) -> dict[str, Match]:  # type: ignore[no-untyped-def]
+    best: dict[str, Match] = {}
+    for collection in ("index_paths", "tabular"):
+        for hit in index.vectors.query(collection, embedding, k):
+            code = str(hit.metadata.get("code") or "")
+            if not code:
+                continue
+            if code not in best or hit.score > best[code].score:
+                best[code] = Match(text=hit.text, source=f"vector:{collection}",
+                                   score=round(hit.score, 4))
+    return best
+
+
+def lookup(index: YearIndex, query: str, embedding, limit: int = 10) -> list[LookupHit]:  # type: ignore[no-untyped-def]
+    lexical = lexical_candidates(index, query)
+    semantic = vector_candidates(index, embedding) if embedding is not None else {}
+    fused: dict[str, float] = {}
+    for code in set(lexical) | set(semantic):
+        lex = lexical[code].score if code in lexical else 0.0
+        sem = max(semantic[code].score, 0.0) if code in semantic else 0.0
+        fused[code] = LEXICAL_WEIGHT * lex + VECTOR_WEIGHT * sem
+    top = sorted(fused, key=lambda c: (-fused[c], c))[: max(limit * 3, limit)]
+    rows = index.codebook.get_many(top)
+    hits: list[LookupHit] = []
+    for code in top:
+        row = rows.get(code)
+        if row is None:
+            continue
+        matches = [m for m in (lexical.get(code), semantic.get(code)) if m is not None]
+        matches.sort(key=lambda m: -m.score)
+        hits.append(
+            LookupHit(
+                code=code, title=row.title, billable=row.billable, score=round(fused[code], 4),
+                matched=matches[0],
+                lexical=lexical[code].score if code in lexical else 0.0,
+                semantic=semantic[code].score if code in semantic else 0.0,
+                other_matches=matches[1:],
+            )
+        )
+        if len(hits) == limit:
+            break
+    return hits

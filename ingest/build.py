@@ -89,6 +89,8 @@ class BuildReport:
     index_dir: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     issues: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Every finding, listed: dangling references, unresolved see references, mismatches.
+    findings: list[dict[str, object]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sources: dict[str, dict[str, str]] = field(default_factory=dict)
     ignored_files: list[str] = field(default_factory=list)
@@ -342,6 +344,7 @@ def build_year(
 
         report.counts = counts(parsed, records)
         report.issues = issue_summary(parsed.issues)
+        report.findings = [asdict(i) for i in parsed.issues]
         progress.stage("verifying")
         verify(stage_dir, report.counts)
 

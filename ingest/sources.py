@@ -231,11 +231,13 @@ def _choose(kind: str, year: str, candidates: list[SourceFile]) -> SourceFile | 
 
 def packaged_tabular() -> tuple[Path, str] | None:
     """The Tabular List XML inside the simple-icd-10-cm package, with its year."""
-    try:
-        import simple_icd_10_cm
-    except ImportError:
+    import importlib.util
+
+    # find_spec, not import: importing simple_icd_10_cm parses the whole classification.
+    spec = importlib.util.find_spec("simple_icd_10_cm")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    data = Path(simple_icd_10_cm.__file__).parent / "data"
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
     for p in sorted(data.glob("*.xml")):
         kind, year = identify(p)
         if kind == "tabular":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +25,8 @@ index_app = typer.Typer(help="Inspect built indexes.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(index_app, name="index")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 YearOpt = Annotated[str | None, typer.Option("--year", help="Code year (default: settings)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
@@ -45,12 +46,32 @@ class TerminalProgress:
 
     @contextmanager
     def task(self, name: str, total: int) -> Iterator[Callable[[int], None]]:
+        if not err.is_terminal:  # a log file or CI: a line every 10 %, not a redrawn bar
+            yield self._lines(name, total)
+            return
         with RichBar(
             TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=err, transient=False,
         ) as bar:
             task = bar.add_task(name, total=total)
             yield lambda n: bar.advance(task, n)
+
+    @staticmethod
+    def _lines(name: str, total: int) -> Callable[[int], None]:
+        done = 0
+        next_mark = 0.0
+        started = time.perf_counter()
+
+        def advance(n: int) -> None:
+            nonlocal done, next_mark
+            done += n
+            if total and (done / total >= next_mark or done == total):
+                err.print(f"  {name}: {done:,}/{total:,} ({done / total:.0%}, "
+                          f"{time.perf_counter() - started:.0f} s)", highlight=False)
+                next_mark = done / total + 0.1
+
+        err.print(f"  {name}: 0/{total:,}", highlight=False)
+        return advance
 
 
 @ingest_app.command("build")
@@ -71,9 +92,8 @@ def ingest_build(
     ] = False,
 ) -> None:
     """Parse, cross-check, embed and store one code year into index_data/<year>/."""
-    from ingest.embeddings import EmbeddingCache, make_embedder
-
     from ingest.build import BuildError, build_year, is_current
+    from ingest.embeddings import EmbeddingCache, make_embedder
     from ingest.sources import SourceError, resolve_sources
 
     settings = get_settings()
@@ -146,6 +166,26 @@ def index_status(json_out: JsonOpt = False) -> None:
             f"paths, {c.get('guideline_sections', 0):,} guideline sections  "
             f"({m.get('embedding', {}).get('model')}, {m.get('build_duration_s')} s)"
         )
+
+
+@index_app.command("findings")
+def index_findings(
+    year: YearOpt = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="e.g. dangling_index_code")] = None,
+    unexplained: Annotated[bool, typer.Option("--unexplained", help="Only unexplained")] = False,
+) -> None:
+    """List what the build's cross-checks found (dangling references, unresolved see, ...)."""
+    settings = get_settings()
+    y = year or settings.default_year
+    path = settings.index_dir / y / "build_report.json"
+    if not path.exists():
+        raise fail(f"{path}: no build report (build {y} first)")
+    rows = json.loads(path.read_text()).get("findings", [])
+    for f in rows:
+        if (kind and f["kind"] != kind) or (unexplained and f["explained"]):
+            continue
+        mark = "explained" if f["explained"] else "UNEXPLAINED"
+        out.print(f"{f['kind']}\t{mark}\t{f['subject']}\t{f['detail']}", highlight=False)
 
 
 def _registry_and_year(year: str | None) -> tuple[Settings, object, str]:

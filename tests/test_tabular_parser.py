@@ -57,6 +57,9 @@ def test_real_tabular_counts_and_billable_cross_check(fy2025: Path, tmp_path: Pa
     by_code = {e.code: e for e in result.entries}
     assert by_code["E11.65"].title == "Type 2 diabetes mellitus with hyperglycemia"
     assert by_code["E08.3211"].billable and by_code["E08.3211"].seventh_from == "E08.32"
+    # A block holding one category gets a range id, so block and category stay distinct.
+    assert by_code["B10-B10"].kind == "block" and by_code["B10"].parent == "B10-B10"
+    assert len(by_code) == len(result.entries)
 
 
 def test_truncated_and_wrong_kind_tabular_raise_naming_the_file(tmp_path: Path) -> None:

@@ -171,6 +171,8 @@ def parse_tabular(path: Path) -> TabularParseResult:
         )
         for section_el in chapter_el.findall("section"):
             block_id = section_el.get("id") or _text(section_el.find("desc"))
+            if "-" not in block_id:  # a one-category block ("B10") must not collide with it
+                block_id = f"{block_id}-{block_id}"
             entries.append(
                 TabularEntry(
                     code=block_id,

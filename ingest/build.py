@@ -208,7 +208,7 @@ def write_codebook(path: Path, parsed: ParsedYear, year: str) -> None:
         writer.add_index_terms(parsed.terms)
         paths = {t.id: t.path_text for t in parsed.terms}
         writer.add_table_cells(parsed.cells, paths)
-        writer.add_cross_refs(parsed.see_refs)
+        writer.add_cross_refs(parsed.see_refs, parsed.terms)
         writer.add_guidelines(parsed.guidelines)
         writer.add_issues(parsed.issues)
     finally:

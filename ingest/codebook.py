@@ -119,6 +119,13 @@ NOTE_REF_RE = re.compile(
 )
 
 
+# Table columns whose heading holds a default sense: (words to match, modifier words).
+COLUMN_WORDS = {
+    "malignant_primary": ("Malignant", "primary"),
+    "poisoning_accidental": ("Poisoning", "accidental unintentional"),
+}
+
+
 def note_refs(text: str) -> str:
     return " ".join(dict.fromkeys(NOTE_REF_RE.findall(text)))
 
@@ -210,26 +217,39 @@ class CodebookWriter:
         self.db.executemany("INSERT INTO lexicon VALUES (?,?,?,?,?)", lexicon)
 
     def add_table_cells(self, cells: Iterable[TableCell], paths: dict[int, str]) -> None:
-        # Cells are looked up by "<row path> > <column label>" (e.g. "... > Adverse effect").
         rows = [
             (c.term_id, c.table, c.column, c.column_label, c.code, code_ref(c.code))
             for c in cells
         ]
         self.db.executemany("INSERT INTO table_cells VALUES (?,?,?,?,?,?)", rows)
+        # Cells are looked up by "<row path> > <column>" (e.g. "Acetaminophen > Adverse
+        # effect"); a column's default sense ("primary", "unintentional") is a modifier, so a
+        # query that does not say it is not penalised.
         self.db.executemany(
             "INSERT INTO lexicon VALUES (?,?,?,?,?)",
             (
-                (f"{paths[r[0]]} > {r[3]}", "", r[1], str(r[0]), r[5])
+                (f"{paths[r[0]]} > {COLUMN_WORDS.get(r[2], (r[3], ''))[0]}",
+                 COLUMN_WORDS.get(r[2], ("", ""))[1], r[1], str(r[0]), r[5])
                 for r in rows
                 if r[0] in paths
             ),
         )
 
-    def add_cross_refs(self, refs: Iterable[SeeReference]) -> None:
+    def add_cross_refs(self, refs: list[SeeReference], terms: list[IndexTerm]) -> None:
         self.db.executemany(
             "INSERT INTO cross_refs VALUES (?,?,?,?,?)",
             ((r.term_id, r.kind, r.target_text, r.target_term_id, r.reason) for r in refs),
         )
+        # A "see" term ("Attack > heart", see Infarction, myocardium) is looked up like the
+        # code its target leads to, as a coder follows the reference.
+        by_id = {t.id: t for t in terms}
+        rows = []
+        for r in refs:
+            source, target = by_id.get(r.term_id), by_id.get(r.target_term_id or -1)
+            if r.kind == "see" and source and target and target.code:
+                rows.append((source.path_text, f"→ see {r.target_text}", source.source,
+                             str(source.id), code_ref(target.code)))
+        self.db.executemany("INSERT INTO lexicon VALUES (?,?,?,?,?)", rows)
 
     def add_guidelines(self, sections: Iterable[GuidelineSection]) -> None:
         self.db.executemany(

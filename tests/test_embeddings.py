@@ -121,6 +121,13 @@ def test_batching_does_not_change_vectors_or_order(onnx_embedder: OnnxEmbedder) 
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
     reversed_ = onnx_embedder.embed(PHRASES[::-1], batch_size=64)
     np.testing.assert_allclose(reversed_[::-1], batched, atol=1e-5)
+    budget = onnx_embedder.max_batch_tokens
+    try:
+        onnx_embedder.max_batch_tokens = None  # fixed-size batches instead of a token budget
+        np.testing.assert_allclose(onnx_embedder.embed(PHRASES, batch_size=4), batched,
+                                   atol=1e-5)
+    finally:
+        onnx_embedder.max_batch_tokens = budget
     ticks: list[int] = []
     onnx_embedder.embed(PHRASES, batch_size=2, progress=ticks.append)
     assert sum(ticks) == len(PHRASES) and len(ticks) == 4

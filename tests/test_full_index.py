@@ -53,7 +53,7 @@ def test_no_unexplained_dangling_references(report: dict) -> None:  # type: igno
 )
 def test_lookup_must_show(registry: IndexRegistry, query: str, code: str, within: int) -> None:
     index = registry.get("2025")
-    hits = lookup(index, query, registry.embedder.embed_query(query), 10)
+    hits = lookup(index, query, registry.embedder, 10)
     assert code in [h.code for h in hits[:within]], [(h.code, h.score) for h in hits[:5]]
 
 

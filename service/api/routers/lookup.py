@@ -16,8 +16,7 @@ def lookup_term(
     q: Annotated[str, Query(min_length=2, max_length=300, description="Term to look up")],
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> LookupResponse:
-    embedding = registry.embedder.embed_query(q)
-    hits = lookup(index, q, embedding, limit)
+    hits = lookup(index, q, registry.embedder, limit)
     return LookupResponse(
         year=index.year,
         query=q,

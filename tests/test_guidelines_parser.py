@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -16,10 +15,9 @@ from ingest.parsers.guidelines import (
     parse_guidelines,
 )
 from ingest.records import GuidelineSection
+from tests.conftest import FY2025
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("MEDCODE_SHARED", REPO.parent / "shared"))
-REAL_PDF = SHARED / "sources" / "icd10cm" / "2025" / "fy-2025-icd-10-cm-coding-guidelines.pdf"
+REAL_PDF = FY2025 / "fy-2025-icd-10-cm-coding-guidelines.pdf"
 
 
 def _norm(title: str) -> str:

@@ -4,7 +4,6 @@ files from ../shared, and broken files."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -18,10 +17,8 @@ from ingest.parsers.alphabetic_index import (
 )
 from ingest.parsers.cross_references import resolve_see_references, summarize
 from ingest.records import IndexTerm, SeeReference, TableCell
+from tests.conftest import FY2025
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("MEDCODE_SHARED", REPO.parent / "shared"))
-FY2025 = SHARED / "sources" / "icd10cm" / "2025"
 REAL_FILES = {
     "index": "icd10cm-index-2025-reconstructed.xml",
     "eindex": "icd-10-cm-eindex-2025.xml",

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from ingest.embeddings import Embedder, make_embedder
-
 from ingest.vector_store import VectorIndex
 from service.codebook import Codebook
 

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest.embeddings import EmbeddingCache, make_embedder
 
 from ingest.build import build_year, is_current, recover_interrupted
+from ingest.embeddings import EmbeddingCache, make_embedder
 from ingest.sources import SourceError, resolve_sources
 from tests.mini_sources import write_mini_sources
 

@@ -37,7 +37,9 @@ VECTOR_WEIGHT = 0.3
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    return _stemmer.stem(word)
+    # Six characters of the stem: "neoplasm"/"neoplastic" and "diabetes"/"diabetic" are one
+    # concept, as the index's own main terms ("Neoplasm, neoplastic") treat them.
+    return _stemmer.stem(word)[:6]
 
 
 def terms(text: str) -> list[str]:

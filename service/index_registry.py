@@ -78,5 +78,10 @@ class IndexRegistry:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = make_embedder(self._backend, self._model_path, self._cache_dir)
+                # One thread per query: a 10-word query is faster on one core than split
+                # over two, and the lexical search uses the other core meanwhile.
+                options = {"threads": 1} if self._backend == "onnx" else {}
+                self._embedder = make_embedder(
+                    self._backend, self._model_path, self._cache_dir, **options
+                )
             return self._embedder

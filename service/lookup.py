@@ -25,7 +25,8 @@ STOPWORDS = frozenset(
 )
 TOKEN_RE = re.compile(r"[a-z0-9]+")
 _stemmer = PorterStemmer()
-_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup-vectors")
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup-semantic")
+_query_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup-chroma")
 
 # Weights: how much each kind of match counts (index paths first, as a coder works).
 SOURCE_WEIGHT = {
@@ -101,8 +102,11 @@ def lexical_candidates(index: YearIndex, query: str, limit: int = 150) -> dict[s
 
 def vector_candidates(index: YearIndex, embedding: np.ndarray, k: int = 15) -> dict[str, Match]:
     best: dict[str, Match] = {}
-    for collection in ("index_paths", "tabular"):
-        for hit in index.vectors.query(collection, embedding, k):
+    # The two collections are searched at once (Chroma's Rust core releases the GIL).
+    jobs = {c: _query_pool.submit(index.vectors.query, c, embedding, k)
+            for c in ("index_paths", "tabular")}
+    for collection, job in jobs.items():
+        for hit in job.result():
             code = str(hit.metadata.get("code") or "")
             if not code:
                 continue

@@ -28,7 +28,14 @@ from ingest.parsers.cross_references import resolve_see_references
 from ingest.parsers.guidelines import parse_guidelines
 from ingest.parsers.order_file import parse_order_file
 from ingest.parsers.tabular import parse_tabular
-from ingest.records import BuildIssue, IndexTerm, TableCell, TabularEntry
+from ingest.records import (
+    BuildIssue,
+    GuidelineSection,
+    IndexTerm,
+    SeeReference,
+    TableCell,
+    TabularEntry,
+)
 from ingest.sources import DESCRIPTIONS, SourceSet
 from ingest.vector_store import VectorRecord, open_client, write_collection
 
@@ -110,9 +117,8 @@ class ParsedYear:
     cells: list[TableCell] = field(default_factory=list)
     # Second and later codes / manifestation codes printed on one term.
     extra_codes: dict[int, list[str]] = field(default_factory=dict)
-    column_labels: dict[str, dict[str, str]] = field(default_factory=dict)
-    see_refs: list = field(default_factory=list)
-    guidelines: list = field(default_factory=list)
+    see_refs: list[SeeReference] = field(default_factory=list)
+    guidelines: list[GuidelineSection] = field(default_factory=list)
     outline_missing: list[str] = field(default_factory=list)
     short_titles: dict[str, str] = field(default_factory=dict)
     issues: list[BuildIssue] = field(default_factory=list)
@@ -141,8 +147,6 @@ def parse_sources(sources: SourceSet, progress: Progress, timings: dict[str, flo
         parsed.extra_codes.update(result.extra_codes)
         for term_id, manifs in result.extra_manifs.items():
             parsed.extra_codes.setdefault(term_id, []).extend(manifs)
-        if result.column_labels:
-            parsed.column_labels[source] = dict(result.column_labels)
         parsed.issues.extend(
             BuildIssue("source_quirk", source, q, explained=True) for q in result.quirks
         )

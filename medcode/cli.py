@@ -267,6 +267,53 @@ def code_info_cmd(
         out.print(f"  index ({p.source}) {p.path}{col} → {p.printed_code}", highlight=False)
 
 
+@app.command("extract")
+def extract_cmd(
+    note: Annotated[Path, typer.Argument(help="Note file: plain UTF-8 text or FHIR JSON "
+                                         "(DocumentReference or Bundle); - reads stdin")],
+    setting: Annotated[str | None, typer.Option(help="inpatient or outpatient")] = None,
+    date_of_service: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD")] = None,
+    age: Annotated[int | None, typer.Option(help="Patient age in years")] = None,
+    sex: Annotated[str | None, typer.Option(help="female, male, other or unknown")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Step 1: the documented conditions and procedures of a note, with evidence spans."""
+    from service.extraction.note_input import NoteInputError, parse_note_bytes
+    from service.extraction.pipeline import Extractor
+
+    try:
+        data = sys.stdin.buffer.read() if str(note) == "-" else note.read_bytes()
+    except OSError as exc:
+        raise fail(f"{note}: {exc.strerror}") from None
+    try:
+        parsed = parse_note_bytes(data, setting=setting, date_of_service=date_of_service,
+                                  age=age, sex=sex)
+    except NoteInputError as exc:
+        raise fail(f"{note}: {exc}") from None
+    result = Extractor().extract(parsed)
+    if json_out:
+        out.print_json(result.model_dump_json())
+        return
+    text = parsed.text
+    out.print(f"[bold]{len(result.facts)} facts[/bold] in {len(text):,} characters "
+              f"({result.note.source}; {result.extractor})", highlight=False)
+    for f in result.facts:
+        mods = ", ".join(f"{m.axis}={m.value}" for m in f.modifiers)
+        flags = f"  [red]{' '.join(f.flags)}[/red]" if f.flags else ""
+        out.print(f"{f.id:>4} {f.start:>6}-{f.end:<6} [bold]{f.text}[/bold] → "
+                  f"{f.normalized or '?'} ({f.kind}, {f.assertion}, {f.section or '-'})"
+                  f"{'  ' + mods if mods else ''}{flags}", highlight=False)
+    for r in result.relations:
+        out.print(f"     {r.source} {r.kind} {r.target}  ({r.cue.text!r})", highlight=False)
+    for a in result.abbreviations:
+        sense = a.expansion or "AMBIGUOUS: " + ", ".join(s.sense for s in a.senses[:4])
+        out.print(f"     abbr {a.text!r} = {sense}  [dim]{a.resolved_by}[/dim]", highlight=False)
+    if result.pregnancy:
+        p = result.pregnancy
+        out.print(f"     pregnancy: {p.status}, weeks={p.weeks}, trimester={p.trimester}",
+                  highlight=False)
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option("--host")] = None,

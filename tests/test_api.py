@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.mini_sources import write_mini_sources
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.server import REPO, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -35,26 +25,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
          str(src)], env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert build.returncode == 0, build.stderr
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "medcode", "serve", "--port", str(port)], env=env, cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    deadline = time.time() + 60
-    while True:
-        try:
-            if client.get("/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.time() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail(f"server did not start: {server.stdout.read() if server.stdout else ''}")
-        time.sleep(0.2)
+    client, server = start_server(env)
     yield client
-    server.terminate()
-    server.wait(timeout=10)
+    stop_server(server)
 
 
 def test_healthz_and_index_overview(api: httpx.Client) -> None:

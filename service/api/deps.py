@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, Request
 
 from medcode.settings import Settings
+from service.extraction.pipeline import Extractor
 from service.index_registry import IndexRegistry, UnknownYear, YearIndex
 
 
@@ -36,3 +37,15 @@ def get_year_index(
 
 
 YearIndexDep = Annotated[YearIndex, Depends(get_year_index)]
+
+
+def get_extractor(request: Request) -> Extractor:
+    # Loaded on first use (about 2 s); the lexicon and rules are then shared by all requests.
+    state = request.app.state
+    with state.extractor_lock:
+        if state.extractor is None:
+            state.extractor = Extractor()
+    return state.extractor
+
+
+ExtractorDep = Annotated[Extractor, Depends(get_extractor)]

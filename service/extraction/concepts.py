@@ -1,0 +1,67 @@
+"""The concept lexicon: surface forms of conditions, symptoms, injuries and procedures.
+
+`concepts.tsv` maps each surface ("dm2", "hfref", "breast ca") to the term a coder
+looks up ("type 2 diabetes mellitus") and to the modifiers the surface itself
+implies (HFrEF → systolic). Ambiguous abbreviations (PE, MS, RA...) are added as
+ABBREVIATION targets and settled by abbreviations.SenseInventory.resolve.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from medspacy.ner import TargetRule
+
+KINDS = ("condition", "symptom", "injury", "finding", "procedure")
+ABBREVIATION_LABEL = "ABBREVIATION"
+
+
+@dataclass(frozen=True)
+class Concept:
+    surface: str
+    normalized: str
+    kind: str
+    implied: tuple[tuple[str, str], ...]
+
+
+class LexiconError(ValueError):
+    pass
+
+
+def load_concepts(path: Path) -> list[Concept]:
+    concepts: list[Concept] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        for line, row in enumerate(reader, start=2):
+            surface = (row.get("surface") or "").strip().lower()
+            kind = (row.get("category") or "").strip()
+            if not surface or kind not in KINDS or not row.get("normalized"):
+                raise LexiconError(f"{path.name}:{line}: needs surface, normalized and a "
+                                   f"category in {KINDS}")
+            if surface in seen:
+                continue
+            seen.add(surface)
+            implied = tuple(
+                (k.strip(), v.strip())
+                for k, _, v in (p.partition("=") for p in (row.get("implied") or "").split(";"))
+                if k.strip() and v.strip())
+            concepts.append(Concept(surface, row["normalized"].strip(), kind, implied))
+    return concepts
+
+
+def target_rules(concepts: list[Concept], ambiguous: dict[str, list]) -> list[TargetRule]:
+    # A curated ambiguous abbreviation overrides a lexicon entry of the same surface.
+    rules = [TargetRule(c.surface, c.kind.upper(), metadata={"concept": c})
+             for c in concepts if c.surface not in ambiguous]
+    for abbreviation, senses in ambiguous.items():
+        if not any(s.concept for s in senses):
+            continue
+        # Match the abbreviation as written in upper case only ("PE", not "pe" in "pe:").
+        written = senses[0].abbreviation
+        pattern = [{"TEXT": written}] if written.isupper() else [{"LOWER": written.lower()}]
+        rules.append(TargetRule(written, ABBREVIATION_LABEL, pattern=pattern,
+                                metadata={"abbreviation": abbreviation}))
+    return rules

@@ -1,0 +1,167 @@
+"""Specificity modifiers (laterality, acuity, stage, type, encounter...) and pregnancy.
+
+Rules live in resources/modifiers.json. Each axis is searched in windows around a
+fact: 'before' runs back to the previous fact or clause break, 'after' forward to
+the next one, 'inside' is the fact's own text, and 'sentence' widens the search for
+axes often written apart from the fact ("fracture of radius, closed, initial encounter").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.extraction.models import Evidence, Modifier, Pregnancy
+
+CLAUSE_BREAK = re.compile(r"[,;:()\n]|\.(?=\s)|\band\b|\bor\b")
+WINDOW = 60
+
+
+@dataclass(frozen=True)
+class Pattern:
+    value: str
+    regex: re.Pattern[str]
+    abbreviation: str | None
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    kinds: frozenset[str] | None
+    term: re.Pattern[str] | None
+    where: tuple[str, ...]
+    patterns: tuple[Pattern, ...]
+
+    def applies(self, kind: str, normalized: str | None) -> bool:
+        if self.kinds is not None:
+            return kind in self.kinds
+        return bool(normalized and self.term and self.term.search(normalized))
+
+
+@dataclass(frozen=True)
+class FactWindow:
+    """Where a fact sits: its span, the sentence, and the neighbouring facts' edges."""
+
+    start: int
+    end: int
+    sent_start: int
+    sent_end: int
+    prev_end: int
+    next_start: int
+
+
+class ModifierRules:
+    def __init__(self, path: Path) -> None:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        self.axes = [self._axis(a) for a in data["axes"]]
+        preg = data["pregnancy"]
+        self.weeks = re.compile(preg["weeks"], re.I)
+        self.weeks_prefix = re.compile(preg["weeks_prefix"], re.I)
+        self.trimesters = {k: re.compile(v, re.I) for k, v in preg["trimester"].items()}
+        self.pregnant = re.compile(preg["pregnant"], re.I)
+        self.postpartum = re.compile(preg["postpartum"], re.I)
+        self.relations = {k: re.compile(v, re.I) for k, v in data["relations"].items()}
+
+    @staticmethod
+    def _axis(a: dict[str, Any]) -> Axis:
+        applies = a["applies_to"]
+        kinds = frozenset(applies) if isinstance(applies, list) else None
+        term = re.compile(applies, re.I) if isinstance(applies, str) else None
+        patterns = tuple(
+            Pattern(p["value"], re.compile(p["regex"], 0 if p.get("case_sensitive") else re.I),
+                    p.get("abbreviation"))
+            for p in a["patterns"])
+        return Axis(a["axis"], kinds, term, tuple(a["where"]), patterns)
+
+    def find(self, text: str, w: FactWindow, kind: str, normalized: str | None
+             ) -> tuple[list[Modifier], list[tuple[str, int, int]]]:
+        """Modifiers for one fact, and the abbreviations (L, R) that expressed them."""
+        found: list[Modifier] = []
+        abbreviations: list[tuple[str, int, int]] = []
+        windows = self._windows(text, w)
+        for axis in self.axes:
+            if not axis.applies(kind, normalized):
+                continue
+            for where in axis.where:
+                lo, hi = windows[where]
+                hit = self._first(axis, text, lo, hi, nearest_last=(where == "before"))
+                if hit:
+                    pattern, m = hit
+                    found.append(Modifier(axis=axis.name, value=pattern.value, text=m.group(0),
+                                          start=m.start(), end=m.end(), source="text"))
+                    if pattern.abbreviation:
+                        abbreviations.append((pattern.abbreviation, m.start(), m.end()))
+                    break
+        return found, abbreviations
+
+    @staticmethod
+    def _first(axis: Axis, text: str, lo: int, hi: int,
+               nearest_last: bool = False) -> tuple[Pattern, re.Match[str]] | None:
+        if hi <= lo:
+            return None
+        for pattern in axis.patterns:
+            matches = list(pattern.regex.finditer(text, lo, hi))
+            if matches:
+                return pattern, matches[-1] if nearest_last else matches[0]
+        return None
+
+    @staticmethod
+    def _windows(text: str, w: FactWindow) -> dict[str, tuple[int, int]]:
+        lo = max(w.sent_start, w.prev_end, w.start - WINDOW)
+        breaks = list(CLAUSE_BREAK.finditer(text, lo, w.start))
+        before_lo = breaks[-1].end() if breaks else lo
+        hi = min(w.sent_end, w.next_start, w.end + WINDOW)
+        brk = CLAUSE_BREAK.search(text, w.end, hi)
+        after_hi = brk.start() if brk else hi
+        return {"before": (before_lo, w.start), "after": (w.end, after_hi),
+                "inside": (w.start, w.end), "sentence": (w.sent_start, w.sent_end)}
+
+    def pregnancy(self, text: str) -> Pregnancy | None:
+        evidence: list[Evidence] = []
+        status = None
+        m = self.pregnant.search(text)
+        if m:
+            status = "pregnant"
+            evidence.append(Evidence(text=m.group(0), start=m.start(), end=m.end()))
+        weeks = None
+        wm = self.weeks_prefix.search(text) or _gestation_weeks(self.weeks, text)
+        if wm and (status or self.weeks is not None):
+            weeks = int(wm.group(1))
+            if not 1 <= weeks <= 44:
+                weeks = None
+            else:
+                status = status or "pregnant"
+                evidence.append(Evidence(text=wm.group(0), start=wm.start(), end=wm.end()))
+        trimester = None
+        for name, regex in self.trimesters.items():
+            tm = regex.search(text)
+            if tm:
+                trimester = name
+                status = status or "pregnant"
+                evidence.append(Evidence(text=tm.group(0), start=tm.start(), end=tm.end()))
+                break
+        if trimester is None and weeks is not None:
+            # ICD-10-CM: first < 14w0d, second 14w0d to < 28w0d, third 28w0d to delivery.
+            trimester = "first" if weeks < 14 else "second" if weeks < 28 else "third"
+        pm = self.postpartum.search(text)
+        if pm and status is None:
+            status = "postpartum"
+            evidence.append(Evidence(text=pm.group(0), start=pm.start(), end=pm.end()))
+        if status is None:
+            return None
+        return Pregnancy(status=status, weeks=weeks, trimester=trimester,  # type: ignore[arg-type]
+                         evidence=sorted(evidence, key=lambda e: e.start))
+
+
+def _gestation_weeks(regex: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """'30 wks', '30w2d', '12 weeks pregnant' — but not 'x 2 weeks' of symptoms."""
+    for m in regex.finditer(text):
+        tail = m.group(0).lower()
+        preceding = text[max(0, m.start() - 12):m.start()].lower()
+        if re.search(r"(gestation|ga|pregnan|iup|ega|\d\s*d\b|w\d)", tail) or \
+                re.search(r"(@|at|g\d+\s*p\d+)\s*$", preceding):
+            return m
+    return None

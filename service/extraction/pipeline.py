@@ -1,0 +1,325 @@
+"""Step 1 pipeline: a note in, structured facts with exact evidence offsets out.
+
+medspaCy components do the clinical NLP: its tokenizer, TargetMatcher (concept
+lexicon), Sectionizer (section rules) and ConText (assertion rules). medcode adds
+sentence rules, abbreviation senses, specificity modifiers and cause links; all
+of their rules are data files in resources/.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import medspacy
+from medspacy.context import ConTextRule
+from medspacy.section_detection import SectionRule
+from spacy.tokens import Doc, Span
+
+from service.extraction.abbreviations import DOMINANT_SENSE, SenseInventory
+from service.extraction.concepts import ABBREVIATION_LABEL, Concept, load_concepts, target_rules
+from service.extraction.models import (
+    AbbreviationUse,
+    AssertionCue,
+    Evidence,
+    Extraction,
+    Fact,
+    Modifier,
+    NoteInfo,
+    Section,
+)
+from service.extraction.modifiers import FactWindow, ModifierRules
+from service.extraction.note_input import NoteInput
+from service.extraction.relations import find_relations
+from service.extraction.sentences import set_sentence_starts
+
+RESOURCES = Path(__file__).parent / "resources"
+MEDSPACY_CONTEXT_RULES = Path(medspacy.__file__).parent.parent / "resources/en/context_rules.json"
+
+# ConText attribute → assertion, strongest first: a negated family history is negated.
+ASSERTIONS = (("is_negated", "negated"), ("is_family", "family"),
+              ("is_hypothetical", "hypothetical"), ("is_uncertain", "possible"),
+              ("is_historical", "historical"))
+ABBREVIATION_TOKEN = re.compile(r"^(?=.*[A-Z]{2}|.*\d|.*/)[A-Za-z0-9/&+-]{2,8}$")
+
+
+@dataclass
+class _Target:
+    """One matched span after abbreviation resolution."""
+
+    kind: str
+    normalized: str | None
+    concept: Concept | None
+    abbreviation: AbbreviationUse | None
+    flags: list[str]
+
+
+class Extractor:
+    def __init__(self, resources: Path = RESOURCES) -> None:
+        self.resources = resources
+        self.inventory = SenseInventory(resources / "abbreviation_senses.tsv",
+                                        resources / "abbreviations.tsv")
+        self.modifier_rules = ModifierRules(resources / "modifiers.json")
+        self.concepts = load_concepts(resources / "concepts.tsv")
+
+        # The medspaCy tokenizer only; components are called one by one in extract().
+        self.nlp = medspacy.load(medspacy_enable=["medspacy_tokenizer"])
+        self.matcher = self.nlp.add_pipe("medspacy_target_matcher")
+        self.matcher.add(target_rules(self.concepts, self.inventory.ambiguous))
+        self.sectionizer = self.nlp.add_pipe(
+            "medspacy_sectionizer",
+            config={"rules": None, "require_start_line": True, "span_attrs": None})
+        self.sectionizer.add(SectionRule.from_json(str(resources / "sections.json")))
+        self.context = self.nlp.add_pipe("medspacy_context",
+                                         config={"rules": None, "span_attrs": "default"})
+        self.context.add(self._context_rules(resources / "context_rules.json"))
+        # spaCy components are not documented as thread-safe; a note takes ~10 ms anyway.
+        self._lock = threading.Lock()
+        self.version = (f"medspacy {medspacy.__version__} (TargetMatcher, Sectionizer, ConText) "
+                        f"+ medcode rules {self._rules_hash()}")
+
+    @staticmethod
+    def _context_rules(path: Path) -> list[ConTextRule]:
+        ours = json.loads(path.read_text(encoding="utf-8"))
+        removed = {r.lower() for r in ours["remove"]}
+        defaults = [r for r in ConTextRule.from_json(str(MEDSPACY_CONTEXT_RULES))
+                    if r.literal.lower() not in removed]
+        return defaults + [ConTextRule.from_dict(r) for r in ours["context_rules"]]
+
+    def _rules_hash(self) -> str:
+        digest = hashlib.sha256()
+        for path in sorted(self.resources.iterdir()):
+            if path.is_file():
+                digest.update(path.name.encode() + path.read_bytes())
+        return digest.hexdigest()[:12]
+
+    def extract(self, note: NoteInput) -> Extraction:
+        text = note.text
+        with self._lock:
+            doc = self.nlp.make_doc(text)
+            set_sentence_starts(doc)
+            doc = self.matcher(doc)
+            targets, dropped = self._resolve_targets(doc)
+            doc = self.sectionizer(doc)
+            doc = self.context(doc)
+
+        sections = self._sections(doc)
+        section_starts = [s.start for s in sections]
+        sentences = [(s.start_char, s.end_char) for s in doc.sents]
+        sent_starts = [s[0] for s in sentences]
+        pregnancy = self.modifier_rules.pregnancy(text)
+
+        abbreviations: list[AbbreviationUse] = []
+        facts: list[Fact] = []
+        placed: list[tuple[str, int, int, int]] = []
+        ents = sorted(doc.ents, key=lambda e: e.start_char)
+        for i, ent in enumerate(ents):
+            target = targets[(ent.start_char, ent.end_char)]
+            sent = bisect.bisect_right(sent_starts, ent.start_char) - 1
+            s_start, s_end = sentences[sent]
+            prev_end = max([e.end_char for e in ents[:i] if e.end_char > s_start] or [s_start])
+            next_start = min([e.start_char for e in ents[i + 1:] if e.start_char < s_end]
+                             or [s_end])
+            window = FactWindow(ent.start_char, ent.end_char, s_start, s_end, prev_end,
+                                next_start)
+            section = _section_at(sections, section_starts, ent.start_char)
+            assertion, cues = self._assertion(doc, ent, section)
+            modifiers, flags, lateral = self._modifiers(text, window, target)
+            if pregnancy and pregnancy.trimester and target.kind != "procedure" \
+                    and assertion in ("present", "possible"):
+                first = pregnancy.evidence[-1]
+                modifiers.append(Modifier(axis="trimester", value=pregnancy.trimester,
+                                          text=first.text, start=first.start, end=first.end,
+                                          source="note"))
+            fact_abbreviations = []
+            for use in self._abbreviation_uses(ent, target, modifiers, lateral, text):
+                fact_abbreviations.append(len(abbreviations))
+                abbreviations.append(use)
+            fact_id = f"F{len(facts) + 1}"
+            facts.append(Fact(
+                id=fact_id, kind=target.kind, text=ent.text,  # type: ignore[arg-type]
+                start=ent.start_char, end=ent.end_char, normalized=target.normalized,
+                section=section.name if section else None, assertion=assertion,
+                assertion_cues=cues, modifiers=modifiers, abbreviations=fact_abbreviations,
+                flags=sorted(set(target.flags + flags))))
+            placed.append((fact_id, ent.start_char, ent.end_char, sent))
+
+        covered = [(f.start, f.end) for f in facts] + [(a.start, a.end) for a in abbreviations]
+        abbreviations.extend(self._shorthand(text, covered))
+        abbreviations.extend(dropped)
+        # One entry per span, in text order; facts point at it by index.
+        first: dict[tuple[int, int], int] = {}
+        for k, use in enumerate(abbreviations):
+            first.setdefault((use.start, use.end), k)
+        order = sorted(set(first.values()), key=lambda k: abbreviations[k].start)
+        position = {old: new for new, old in enumerate(order)}
+        remap = {k: position[first[(u.start, u.end)]] for k, u in enumerate(abbreviations)}
+        for fact in facts:
+            fact.abbreviations = sorted({remap[k] for k in fact.abbreviations})
+        return Extraction(
+            note=NoteInfo(sha256=note.sha256, chars=len(text), source=note.source,
+                          setting=note.setting, date_of_service=note.date_of_service,  # type: ignore[arg-type]
+                          age=note.age, sex=note.sex),  # type: ignore[arg-type]
+            sections=sections, facts=facts,
+            relations=find_relations(text, placed, self.modifier_rules.relations),
+            abbreviations=[abbreviations[k] for k in order], pregnancy=pregnancy,
+            extractor=self.version)
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def _resolve_targets(
+        self, doc: Doc
+    ) -> tuple[dict[tuple[int, int], _Target], list[AbbreviationUse]]:
+        """Settle ambiguous abbreviations by context; drop senses that are not facts."""
+        dropped: list[AbbreviationUse] = []
+        kept: list[Span] = []
+        targets: dict[tuple[int, int], _Target] = {}
+        for ent in doc.ents:
+            rule = ent._.target_rule
+            key = (ent.start_char, ent.end_char)
+            if ent.label_ != ABBREVIATION_LABEL:
+                concept: Concept = rule.metadata["concept"]
+                targets[key] = _Target(concept.kind, concept.normalized, concept, None, [])
+                kept.append(ent)
+                continue
+            abbreviation = rule.metadata["abbreviation"]
+            res = self.inventory.resolve(doc.text, abbreviation, ent.start_char, ent.end_char)
+            senses = self.inventory.senses_of(abbreviation)
+            if res.sense is not None:
+                use = AbbreviationUse(text=ent.text, start=ent.start_char, end=ent.end_char,
+                                      expansion=res.sense.sense,
+                                      resolved_by=f"context cue {res.cue!r}", ambiguous=False,
+                                      senses=senses)
+                if res.sense.concept is None:  # e.g. PE = physical examination
+                    dropped.append(use)
+                    continue
+                targets[key] = _Target(res.sense.category or "condition", res.sense.concept,
+                                       None, use, [])
+            else:
+                candidates = res.matched or self.inventory.curated[abbreviation]
+                concept_senses = [s for s in candidates if s.concept]
+                if not concept_senses:
+                    continue
+                names = ", ".join(s.sense for s in candidates)
+                senses = self.inventory.senses_of(abbreviation, first=[s.sense for s in candidates])
+                use = AbbreviationUse(
+                    text=ent.text, start=ent.start_char, end=ent.end_char, expansion=None,
+                    resolved_by=f"unresolved: no single context cue among {names}",
+                    ambiguous=True, senses=senses)
+                targets[key] = _Target(concept_senses[0].category or "condition", None, None,
+                                       use, ["ambiguous_abbreviation"])
+            kept.append(ent)
+        doc.ents = kept
+        return targets, dropped
+
+    def _sections(self, doc: Doc) -> list[Section]:
+        out = []
+        for s in doc._.sections:
+            if s.title_span is None or s.category is None:
+                continue
+            title, body = doc[slice(*s.title_span)], doc[slice(*s.section_span)]
+            out.append(Section(name=s.category,
+                               title=Evidence(text=title.text, start=title.start_char,
+                                              end=title.end_char),
+                               start=title.start_char, end=body.end_char))
+        return out
+
+    @staticmethod
+    def _assertion(doc: Doc, ent: Span, section: Section | None) -> tuple[str, list[AssertionCue]]:
+        cues = []
+        for modifier in ent._.modifiers:
+            s, e = modifier.modifier_span
+            span = doc[s:e]
+            cues.append(AssertionCue(text=span.text, start=span.start_char, end=span.end_char,
+                                     category=modifier.category))
+        if section is not None and section.name == "family_history":
+            cues.append(AssertionCue(text=section.title.text, start=section.title.start,
+                                     end=section.title.end, category="SECTION"))
+            if not ent._.is_negated:
+                return "family", cues
+        for attr, label in ASSERTIONS:
+            if getattr(ent._, attr):
+                return label, cues
+        return "present", cues
+
+    def _modifiers(self, text: str, window: FactWindow, target: _Target
+                   ) -> tuple[list[Modifier], list[str], list[tuple[str, int, int]]]:
+        found, abbreviations = self.modifier_rules.find(text, window, target.kind,
+                                                        target.normalized)
+        flags = []
+        axes = {m.axis: m for m in found}
+        if target.concept:
+            for axis, value in target.concept.implied:
+                if axis in axes and axes[axis].value != value:
+                    flags.append("conflicting_modifiers")
+                    continue
+                if axis not in axes:
+                    modifier = Modifier(axis=axis, value=value, text=text[window.start:window.end],
+                                        start=window.start, end=window.end, source="lexicon")
+                    found.append(modifier)
+                    axes[axis] = modifier
+        return sorted(found, key=lambda m: (m.start, m.axis)), flags, abbreviations
+
+    def _abbreviation_uses(self, ent: Span, target: _Target, modifiers: list[Modifier],
+                           lateral: list[tuple[str, int, int]], text: str
+                           ) -> list[AbbreviationUse]:
+        uses = []
+        if target.abbreviation is not None:
+            uses.append(target.abbreviation)
+        elif target.concept is not None:
+            for token in ent:
+                word = token.lower_
+                ambiguous = word in self.inventory.ambiguous
+                if not (ambiguous or ABBREVIATION_TOKEN.match(token.text)):
+                    continue
+                if word in target.normalized.lower().split():  # type: ignore[union-attr]
+                    continue
+                uses.append(self._lexicon_use(token, target, len(ent) == 1))
+        for abbreviation, start, end in lateral:
+            value = next(m.value for m in modifiers if m.start == start)
+            uses.append(AbbreviationUse(
+                text=text[start:end], start=start, end=end, expansion=value,
+                resolved_by="context: laterality next to a finding", ambiguous=False,
+                senses=self.inventory.senses_of(abbreviation)))
+        return uses
+
+    def _lexicon_use(self, token, target: _Target, whole: bool) -> AbbreviationUse:  # type: ignore[no-untyped-def]
+        senses = self.inventory.senses_of(token.text)
+        normalized = target.normalized or ""
+        curated = [c for c in self.inventory.curated.get(token.lower_, []) if c.concept]
+        expansion = (curated[0].sense if curated and not whole
+                     else self.inventory.best_sense(token.text, normalized) or normalized)
+        freq = self.inventory.sense_frequency(token.text, normalized) if whole else None
+        # The lexicon sense is the usual one in clinical notes, or the phrase settles it.
+        ambiguous = whole and freq is not None and freq < DOMINANT_SENSE
+        how = "lexicon" if whole else f"lexicon phrase {target.concept.surface!r}"  # type: ignore[union-attr]
+        return AbbreviationUse(
+            text=token.text, start=token.idx, end=token.idx + len(token.text),
+            expansion=None if ambiguous else expansion,
+            resolved_by=how if not ambiguous else
+            f"unresolved: the lexicon sense has frequency {freq:.2f} in clinical notes",
+            ambiguous=ambiguous, senses=senses)
+
+    def _shorthand(self, text: str, covered: list[tuple[int, int]]) -> list[AbbreviationUse]:
+        uses = []
+        for m in self.inventory.shorthand_re.finditer(text):
+            if any(s <= m.start() < e for s, e in covered):
+                continue
+            sense = self.inventory.shorthand[m.group(0).lower()]
+            uses.append(AbbreviationUse(
+                text=m.group(0), start=m.start(), end=m.end(), expansion=sense.sense,
+                resolved_by="shorthand list", ambiguous=False,
+                senses=self.inventory.senses_of(m.group(0), limit=3)))
+        return uses
+
+
+def _section_at(sections: list[Section], starts: list[int], offset: int) -> Section | None:
+    i = bisect.bisect_right(starts, offset) - 1
+    if i >= 0 and sections[i].start <= offset < sections[i].end:
+        return sections[i]
+    return None

@@ -1,0 +1,295 @@
+"""Step 1 on realistic notes: spans, sections, assertions, modifiers, abbreviations.
+
+The notes live in tests/notes/. Every fact is checked against the note text
+(offsets round-trip) and the must-show phrases of the issue are asserted one by one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.extraction.models import Extraction, Fact
+from service.extraction.note_input import make_note
+from service.extraction.pipeline import Extractor
+
+NOTES = Path(__file__).parent / "notes"
+NOTE_NAMES = ["outpatient_visit", "discharge_summary", "ed_note", "shorthand_note"]
+
+
+@pytest.fixture(scope="module")
+def extractor() -> Extractor:
+    return Extractor()
+
+
+@pytest.fixture(scope="module")
+def results(extractor: Extractor) -> dict[str, tuple[str, Extraction]]:
+    out = {}
+    for name in NOTE_NAMES:
+        text = (NOTES / f"{name}.txt").read_text(encoding="utf-8")
+        out[name] = (text, extractor.extract(make_note(text)))
+    return out
+
+
+def fact(result: Extraction, text: str, nth: int = 0) -> Fact:
+    found = [f for f in result.facts if f.text.lower() == text.lower()]
+    assert len(found) > nth, f"no fact {text!r} (#{nth}); have {[f.text for f in result.facts]}"
+    return found[nth]
+
+
+def modifiers(f: Fact) -> dict[str, str]:
+    return {m.axis: m.value for m in f.modifiers}
+
+
+@pytest.mark.parametrize("name", NOTE_NAMES)
+def test_offsets_round_trip_for_every_span(name: str, results) -> None:  # type: ignore[no-untyped-def]
+    text, result = results[name]
+    assert result.facts
+    for f in result.facts:
+        assert text[f.start:f.end] == f.text
+        for cue in f.assertion_cues:
+            assert text[cue.start:cue.end] == cue.text
+        for m in f.modifiers:
+            assert text[m.start:m.end] == m.text
+        for k in f.abbreviations:
+            a = result.abbreviations[k]
+            assert text[a.start:a.end] == a.text
+    for a in result.abbreviations:
+        assert text[a.start:a.end] == a.text
+    for s in result.sections:
+        assert text[s.title.start:s.title.end] == s.title.text
+    for r in result.relations:
+        assert text[r.cue.start:r.cue.end] == r.cue.text
+
+
+def test_outpatient_visit(results) -> None:  # type: ignore[no-untyped-def]
+    text, r = results["outpatient_visit"]
+    assert [s.name for s in r.sections] == [
+        "chief_complaint", "history_of_present_illness", "past_medical_history",
+        "family_history", "review_of_systems", "physical_exam", "assessment_and_plan"]
+
+    knee = fact(r, "knee pain")
+    assert knee.section == "chief_complaint" and knee.assertion == "present"
+    assert modifiers(knee)["laterality"] == "left"
+    lateral = next(m for m in knee.modifiers if m.axis == "laterality")
+    assert (lateral.text, text[lateral.start - 1:lateral.end + 1]) == ("L", " L ")
+    assert any(r.abbreviations[k].text == "L" and r.abbreviations[k].expansion == "left"
+               for k in knee.abbreviations)
+
+    dm = fact(r, "DM2")
+    assert dm.normalized == "type 2 diabetes mellitus"
+    assert dm.section == "history_of_present_illness" and dm.assertion == "present"
+    assert modifiers(dm)["diabetes_type"] == "type 2"
+    neuropathy = r.facts[r.facts.index(dm) + 1]
+    assert neuropathy.text == "neuropathy"
+    assert any(rel.kind == "with" and (rel.source, rel.target) == (dm.id, neuropathy.id)
+               and rel.cue.text == "w/" for rel in r.relations)
+
+    ckd = fact(r, "CKD")
+    assert ckd.normalized == "chronic kidney disease"
+    assert modifiers(ckd)["ckd_stage"] == "3a"
+
+    chest = fact(r, "chest pain")
+    assert chest.assertion == "negated"
+    assert [(c.category, c.text) for c in chest.assertion_cues] == [
+        ("NEGATED_EXISTENCE", "Denies")]
+    assert fact(r, "fever").assertion == "negated"
+
+    mi = fact(r, "MI")
+    assert mi.normalized == "myocardial infarction" and mi.assertion == "historical"
+    (mi_abbr,) = [r.abbreviations[k] for k in mi.abbreviations]
+    assert mi_abbr.expansion == "myocardial infarction" and not mi_abbr.ambiguous
+
+    cancer = fact(r, "breast ca")
+    assert cancer.section == "family_history" and cancer.assertion == "family"
+    assert "malignant neoplasm" in (cancer.normalized or "")
+    copd = fact(r, "COPD")
+    assert copd.assertion == "family"
+
+    assert fact(r, "shortness of breath").assertion == "negated"
+    assert fact(r, "cough").assertion == "negated"
+    assert fact(r, "DM2", 1).section == "assessment_and_plan"
+    assert modifiers(fact(r, "osteoarthritis"))["laterality"] == "left"
+
+
+def test_discharge_summary(results) -> None:  # type: ignore[no-untyped-def]
+    _, r = results["discharge_summary"]
+    names = [s.name for s in r.sections]
+    assert names[:2] == ["diagnoses", "diagnoses"]
+    assert {"hospital_course", "procedures", "plan"} <= set(names)
+
+    chf = fact(r, "systolic CHF", 1)
+    assert chf.section == "diagnoses" and chf.assertion == "present"
+    assert modifiers(chf)["acuity"] == "acute on chronic"
+    assert modifiers(chf)["heart_failure_type"] == "systolic"
+    hfref = fact(r, "HFrEF")
+    assert modifiers(hfref)["heart_failure_type"] == "systolic"
+
+    ckd = fact(r, "chronic kidney disease")
+    assert modifiers(ckd)["ckd_stage"] == "4"
+    htn = fact(r, "hypertension")
+    assert any(rel.kind == "due_to" and (rel.source, rel.target) == (ckd.id, htn.id)
+               for rel in r.relations)
+    assert modifiers(fact(r, "CKD"))["ckd_stage"] == "4"
+
+    pneumonia = fact(r, "community acquired pneumonia")
+    assert pneumonia.assertion == "possible"
+    assert [c.text for c in pneumonia.assertion_cues] == ["Probable"]
+    assert fact(r, "pneumonia").assertion == "possible"  # "consistent with pneumonia"
+
+    dm = fact(r, "type 2 diabetes mellitus")
+    assert modifiers(dm) == {"diabetes_type": "type 2"}
+    hyperglycemia = fact(r, "hyperglycemia")
+    assert any(rel.kind == "with" and (rel.source, rel.target) == (dm.id, hyperglycemia.id)
+               for rel in r.relations)
+    assert modifiers(fact(r, "DM2"))["diabetes_type"] == "type 2"
+    assert modifiers(fact(r, "edema"))["laterality"] == "bilateral"
+    assert fact(r, "pulmonary embolism").assertion == "negated"
+    assert fact(r, "breast cancer").assertion == "historical"
+    assert fact(r, "echocardiogram").kind == "procedure"
+    assert fact(r, "chest pain").assertion == "hypothetical"
+    assert fact(r, "shortness of breath").assertion == "hypothetical"
+
+
+def test_ed_note(results) -> None:  # type: ignore[no-untyped-def]
+    text, r = results["ed_note"]
+    assert [s.name for s in r.sections] == [
+        "chief_complaint", "history_of_present_illness", "physical_exam", "results",
+        "assessment", "plan"]
+    # "PE:" is the exam header; "r/o PE" is a pulmonary embolism to rule out.
+    exam = next(a for a in r.abbreviations if a.text == "PE" and text[a.end] == ":")
+    assert exam.expansion == "physical examination"
+    pes = [f for f in r.facts if f.text == "PE"]
+    assert len(pes) == 2
+    assert all(f.normalized == "pulmonary embolism" and f.assertion == "possible" for f in pes)
+    assert all(c.text == "r/o" for f in pes for c in f.assertion_cues)
+
+    wrist = fact(r, "wrist pain")
+    assert wrist.section == "chief_complaint" and modifiers(wrist)["laterality"] == "right"
+    fracture = fact(r, "fracture", 1)
+    assert fracture.section == "assessment"
+    assert modifiers(fracture) | {"trimester": "third"} == {
+        "displacement": "displaced", "laterality": "right", "fracture_type": "closed",
+        "encounter": "initial", "trimester": "third"}
+    assert fact(r, "head injury").assertion == "negated"
+    assert fact(r, "abdominal pain").assertion == "negated"
+    assert r.pregnancy is not None
+    assert (r.pregnancy.status, r.pregnancy.weeks, r.pregnancy.trimester) == (
+        "pregnant", 30, "third")
+
+
+def test_shorthand_note(results) -> None:  # type: ignore[no-untyped-def]
+    _, r = results["shorthand_note"]
+    expansions = {a.text: a.expansion for a in r.abbreviations}
+    assert expansions["Pt"] == "patient"
+    assert expansions["w/"] == "with"
+    assert expansions["c/c"] == "chief complaint"
+    assert expansions["h/o"] == "history of"
+    assert expansions["s/p"] == "status post"
+    assert expansions["b/l"] == "bilateral"
+    assert expansions["HTN"] == "hypertension"
+    assert fact(r, "SOB").normalized == "shortness of breath"
+    assert fact(r, "MI").assertion == "historical"
+    chf = fact(r, "systolic CHF")
+    assert modifiers(chf)["acuity"] == "acute on chronic"
+    assert modifiers(chf)["heart_failure_type"] == "systolic"
+    assert modifiers(fact(r, "CKD"))["ckd_stage"] == "3a"
+    cp = fact(r, "CP")
+    assert (cp.normalized, cp.assertion) == ("chest pain", "negated")
+    pe = fact(r, "PE")
+    assert (pe.normalized, pe.assertion) == ("pulmonary embolism", "possible")
+    assert fact(r, "PNA").assertion == "possible"  # "r/o PE vs PNA"
+    assert fact(r, "breast ca").assertion == "family"
+    hfref = fact(r, "HFrEF")
+    assert modifiers(hfref)["heart_failure_type"] == "systolic"
+    assert modifiers(hfref)["acuity"] == "acute on chronic"  # "AoC"
+    assert modifiers(hfref)["exacerbation"] == "with exacerbation"
+    assert modifiers(fact(r, "edema"))["laterality"] == "bilateral"
+    dm = fact(r, "DM2", 1)
+    neuropathy = r.facts[r.facts.index(dm) + 1]
+    assert any(rel.kind == "with" and (rel.source, rel.target) == (dm.id, neuropathy.id)
+               for rel in r.relations)
+
+
+def test_ambiguous_abbreviation_is_flagged_not_guessed(extractor: Extractor) -> None:
+    r = extractor.extract(make_note("Assessment: MS."))
+    (f,) = r.facts
+    assert f.normalized is None and f.flags == ["ambiguous_abbreviation"]
+    (use,) = [r.abbreviations[k] for k in f.abbreviations]
+    assert use.ambiguous and use.expansion is None
+    assert {"multiple sclerosis", "mitral stenosis"} <= {s.sense for s in use.senses}
+
+    r = extractor.extract(make_note("Relapsing remitting MS, on Ocrevus."))
+    assert fact(r, "MS").normalized == "multiple sclerosis"
+    r = extractor.extract(make_note("Labs: Na 138, K 4.1, Ca 9.8."))
+    assert not r.facts
+    (calcium,) = [a for a in r.abbreviations if a.text == "Ca"]
+    assert calcium.expansion == "calcium"
+
+
+@pytest.mark.parametrize(("sentence", "expected"), [
+    ("Denies chest pain.", "negated"),
+    ("No evidence of pneumonia.", "negated"),
+    ("r/o PE.", "possible"),
+    ("h/o MI.", "historical"),
+    ("Mother with breast ca.", "family"),
+    ("Pneumonia versus bronchitis.", "possible"),
+    ("Suspected pneumonia.", "possible"),
+    ("Chest pain, now resolved.", "historical"),
+    ("Return if chest pain.", "hypothetical"),
+    ("Chest pain.", "present"),
+])
+def test_assertion_of_single_phrases(extractor: Extractor, sentence: str, expected: str) -> None:
+    r = extractor.extract(make_note(sentence))
+    assert r.facts[0].assertion == expected, r.facts[0]
+
+
+@pytest.mark.parametrize(("sentence", "axis", "value"), [
+    ("CKD 3a.", "ckd_stage", "3a"),
+    ("CKD stage IV.", "ckd_stage", "4"),
+    ("ESRD on hemodialysis.", "ckd_stage", "end stage"),
+    ("L knee pain.", "laterality", "left"),
+    ("Acute on chronic systolic CHF.", "acuity", "acute on chronic"),
+    ("Acute on chronic systolic CHF.", "heart_failure_type", "systolic"),
+    ("HFrEF.", "heart_failure_type", "systolic"),
+    ("HFpEF.", "heart_failure_type", "diastolic"),
+    ("DM2 w/ neuropathy.", "diabetes_type", "type 2"),
+    ("Poorly controlled DM2.", "diabetes_control", "uncontrolled"),
+    ("Stage 3 pressure ulcer of sacrum.", "ulcer_stage", "3"),
+    ("Moderate persistent asthma with acute exacerbation.", "severity", "moderate persistent"),
+    ("Moderate persistent asthma with acute exacerbation.", "exacerbation", "with exacerbation"),
+    ("Fracture of left femur, subsequent encounter for routine healing.", "encounter",
+     "subsequent"),
+    ("Fracture of left femur, subsequent encounter for routine healing.", "healing",
+     "routine healing"),
+])
+def test_specificity_modifiers(extractor: Extractor, sentence: str, axis: str,
+                               value: str) -> None:
+    r = extractor.extract(make_note(sentence))
+    assert modifiers(r.facts[0]).get(axis) == value, r.facts[0].modifiers
+
+
+@pytest.mark.parametrize(("sentence", "trimester", "weeks"), [
+    ("G1P0 at 10 weeks gestation with hyperemesis gravidarum.", "first", 10),
+    ("Pregnant, 14w0d, with UTI.", "second", 14),
+    ("IUP at 27 wks. Gestational diabetes.", "second", 27),
+    ("Pregnant patient in her third trimester with preeclampsia.", "third", None),
+])
+def test_pregnancy_trimester(extractor: Extractor, sentence: str, trimester: str,
+                             weeks: int | None) -> None:
+    r = extractor.extract(make_note(sentence))
+    assert r.pregnancy is not None
+    assert (r.pregnancy.trimester, r.pregnancy.weeks) == (trimester, weeks)
+    assert any(modifiers(f).get("trimester") == trimester for f in r.facts)
+
+
+def test_cough_for_two_weeks_is_not_a_pregnancy(extractor: Extractor) -> None:
+    assert extractor.extract(make_note("Cough x 2 weeks.")).pregnancy is None
+
+
+def test_wrapped_line_keeps_negation(extractor: Extractor) -> None:
+    r = extractor.extract(make_note("Patient denies fever, chills or\nchest pain at rest."))
+    assert fact(r, "chest pain").assertion == "negated"
+    r = extractor.extract(make_note("h/o MI. r/o PE."))
+    assert (fact(r, "MI").assertion, fact(r, "PE").assertion) == ("historical", "possible")

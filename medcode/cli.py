@@ -279,7 +279,6 @@ def extract_cmd(
 ) -> None:
     """Step 1: the documented conditions and procedures of a note, with evidence spans."""
     from service.extraction.note_input import NoteInputError, parse_note_bytes
-    from service.extraction.pipeline import Extractor
 
     try:
         data = sys.stdin.buffer.read() if str(note) == "-" else note.read_bytes()
@@ -290,6 +289,8 @@ def extract_cmd(
                                   age=age, sex=sex)
     except NoteInputError as exc:
         raise fail(f"{note}: {exc}") from None
+    from service.extraction.pipeline import Extractor  # medspaCy takes seconds to import
+
     result = Extractor().extract(parsed)
     if json_out:
         out.print_json(result.model_dump_json())

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import medspacy
-from medspacy.context import ConTextRule
 from medspacy.section_detection import SectionRule
 from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
 
 from service.extraction.abbreviations import DOMINANT_SENSE, SenseInventory
+from service.extraction.assertion import assertion_of, load_context_rules
 from service.extraction.concepts import ABBREVIATION_LABEL, Concept, load_concepts, target_rules
 from service.extraction.models import (
     AbbreviationUse,
-    AssertionCue,
     Evidence,
     Extraction,
     Fact,
@@ -39,12 +39,8 @@ from service.extraction.relations import find_relations
 from service.extraction.sentences import set_sentence_starts
 
 RESOURCES = Path(__file__).parent / "resources"
-MEDSPACY_CONTEXT_RULES = Path(medspacy.__file__).parent.parent / "resources/en/context_rules.json"
-
-# ConText attribute → assertion, strongest first: a negated family history is negated.
-ASSERTIONS = (("is_negated", "negated"), ("is_family", "family"),
-              ("is_hypothetical", "hypothetical"), ("is_uncertain", "possible"),
-              ("is_historical", "historical"))
+# All rules are phrases, so medspaCy's token matchers stay empty and spaCy warns on every call.
+warnings.filterwarnings("ignore", message=r".*\[W036\]")
 ABBREVIATION_TOKEN = re.compile(r"^(?=.*[A-Z]{2}|.*\d|.*/)[A-Za-z0-9/&+-]{2,8}$")
 
 
@@ -69,7 +65,9 @@ class Extractor:
 
         # The medspaCy tokenizer only; components are called one by one in extract().
         self.nlp = medspacy.load(medspacy_enable=["medspacy_tokenizer"])
-        self.matcher = self.nlp.add_pipe("medspacy_target_matcher")
+        # Spans are returned and set once: medspaCy's "ents" mode re-sets doc.ents per match.
+        self.matcher = self.nlp.add_pipe("medspacy_target_matcher",
+                                         config={"result_type": None})
         self.matcher.add(target_rules(self.concepts, self.inventory.ambiguous))
         self.sectionizer = self.nlp.add_pipe(
             "medspacy_sectionizer",
@@ -77,19 +75,11 @@ class Extractor:
         self.sectionizer.add(SectionRule.from_json(str(resources / "sections.json")))
         self.context = self.nlp.add_pipe("medspacy_context",
                                          config={"rules": None, "span_attrs": "default"})
-        self.context.add(self._context_rules(resources / "context_rules.json"))
+        self.context.add(load_context_rules(resources / "context_rules.json"))
         # spaCy components are not documented as thread-safe; a note takes ~10 ms anyway.
         self._lock = threading.Lock()
         self.version = (f"medspacy {medspacy.__version__} (TargetMatcher, Sectionizer, ConText) "
                         f"+ medcode rules {self._rules_hash()}")
-
-    @staticmethod
-    def _context_rules(path: Path) -> list[ConTextRule]:
-        ours = json.loads(path.read_text(encoding="utf-8"))
-        removed = {r.lower() for r in ours["remove"]}
-        defaults = [r for r in ConTextRule.from_json(str(MEDSPACY_CONTEXT_RULES))
-                    if r.literal.lower() not in removed]
-        return defaults + [ConTextRule.from_dict(r) for r in ours["context_rules"]]
 
     def _rules_hash(self) -> str:
         digest = hashlib.sha256()
@@ -103,7 +93,7 @@ class Extractor:
         with self._lock:
             doc = self.nlp.make_doc(text)
             set_sentence_starts(doc)
-            doc = self.matcher(doc)
+            doc.ents = filter_spans(self.matcher(doc))
             targets, dropped = self._resolve_targets(doc)
             doc = self.sectionizer(doc)
             doc = self.context(doc)
@@ -122,13 +112,13 @@ class Extractor:
             target = targets[(ent.start_char, ent.end_char)]
             sent = bisect.bisect_right(sent_starts, ent.start_char) - 1
             s_start, s_end = sentences[sent]
-            prev_end = max([e.end_char for e in ents[:i] if e.end_char > s_start] or [s_start])
-            next_start = min([e.start_char for e in ents[i + 1:] if e.start_char < s_end]
-                             or [s_end])
+            # Entities do not overlap, so the neighbours are the previous and next ones.
+            prev_end = max(ents[i - 1].end_char, s_start) if i > 0 else s_start
+            next_start = min(ents[i + 1].start_char, s_end) if i + 1 < len(ents) else s_end
             window = FactWindow(ent.start_char, ent.end_char, s_start, s_end, prev_end,
                                 next_start)
             section = _section_at(sections, section_starts, ent.start_char)
-            assertion, cues = self._assertion(doc, ent, section)
+            assertion, cues = assertion_of(doc, ent, section)
             modifiers, flags, lateral = self._modifiers(text, window, target)
             if pregnancy and pregnancy.trimester and target.kind != "procedure" \
                     and assertion in ("present", "possible"):
@@ -229,24 +219,6 @@ class Extractor:
                                start=title.start_char, end=body.end_char))
         return out
 
-    @staticmethod
-    def _assertion(doc: Doc, ent: Span, section: Section | None) -> tuple[str, list[AssertionCue]]:
-        cues = []
-        for modifier in ent._.modifiers:
-            s, e = modifier.modifier_span
-            span = doc[s:e]
-            cues.append(AssertionCue(text=span.text, start=span.start_char, end=span.end_char,
-                                     category=modifier.category))
-        if section is not None and section.name == "family_history":
-            cues.append(AssertionCue(text=section.title.text, start=section.title.start,
-                                     end=section.title.end, category="SECTION"))
-            if not ent._.is_negated:
-                return "family", cues
-        for attr, label in ASSERTIONS:
-            if getattr(ent._, attr):
-                return label, cues
-        return "present", cues
-
     def _modifiers(self, text: str, window: FactWindow, target: _Target
                    ) -> tuple[list[Modifier], list[str], list[tuple[str, int, int]]]:
         found, abbreviations = self.modifier_rules.find(text, window, target.kind,
@@ -307,9 +279,12 @@ class Extractor:
 
     def _shorthand(self, text: str, covered: list[tuple[int, int]]) -> list[AbbreviationUse]:
         uses = []
+        covered.sort()
+        starts = [s for s, _ in covered]
         for m in self.inventory.shorthand_re.finditer(text):
-            if any(s <= m.start() < e for s, e in covered):
-                continue
+            i = bisect.bisect_right(starts, m.start()) - 1
+            if i >= 0 and m.start() < covered[i][1]:
+                continue  # already part of a fact or an abbreviation in use
             sense = self.inventory.shorthand[m.group(0).lower()]
             uses.append(AbbreviationUse(
                 text=m.group(0), start=m.start(), end=m.end(), expansion=sense.sense,

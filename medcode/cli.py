@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 
-from medcode.settings import Settings, get_settings
+from medcode.settings import Settings, get_settings, vocabulary_codebook
 
 app = typer.Typer(help="medcode: ICD-10-CM coding decision support.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Build code-year indexes from official sources.",
@@ -275,6 +275,11 @@ def extract_cmd(
     date_of_service: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD")] = None,
     age: Annotated[int | None, typer.Option(help="Patient age in years")] = None,
     sex: Annotated[str | None, typer.Option(help="female, male, other or unknown")] = None,
+    year: Annotated[str | None, typer.Option(
+        "--year", help="Add this code year's index vocabulary (default: the default year's, "
+        "when built)")] = None,
+    curated_only: Annotated[bool, typer.Option(
+        "--curated-only", help="Use the curated lexicon alone")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Step 1: the documented conditions and procedures of a note, with evidence spans."""
@@ -289,9 +294,14 @@ def extract_cmd(
                                   age=age, sex=sex)
     except NoteInputError as exc:
         raise fail(f"{note}: {exc}") from None
+    settings = get_settings()
+    vocabulary = None if curated_only else vocabulary_codebook(settings, year)
+    if year and not curated_only and vocabulary is None:
+        raise fail(f"no built index for {year} in {settings.index_dir}: run "
+                   f"`medcode ingest build --year {year}` or pass --curated-only")
     from service.extraction.pipeline import Extractor  # medspaCy takes seconds to import
 
-    result = Extractor().extract(parsed)
+    result = Extractor(vocabulary=vocabulary).extract(parsed)
     if json_out:
         out.print_json(result.model_dump_json())
         return

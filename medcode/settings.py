@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     allow_download: bool = Field(
         default=True, description="Fetch missing official sources from CMS/CDC when building."
     )
+    extraction_vocabulary: bool = Field(
+        default=True, description="Extend the extraction lexicon with the default year's index "
+        "vocabulary (titles, inclusion terms, main terms) when that index is built."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -54,3 +58,11 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def vocabulary_codebook(settings: Settings, year: str | None = None) -> Path | None:
+    """The codebook whose terms extend extraction, or None (curated lexicon only)."""
+    if not settings.extraction_vocabulary:
+        return None
+    codebook = settings.index_dir / (year or settings.default_year) / "codebook.sqlite"
+    return codebook if codebook.exists() else None

@@ -91,3 +91,12 @@ def test_lookup_combines_index_paths_and_vectors(api: httpx.Client) -> None:
     assert api.get("/v1/lookup", params={"q": "x"}).status_code == 422
     assert api.get("/v1/lookup", params={"q": "diabetes", "limit": 0}).status_code == 422
     assert r.headers["x-request-id"]
+
+
+def test_extract_uses_the_default_years_vocabulary(api: httpx.Client) -> None:
+    r = api.post("/v1/extract", json={"text": "Denies essential hypertension."})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "index terms from 2025" in body["extractor"]
+    (fact,) = body["facts"]
+    assert (fact["text"], fact["assertion"]) == ("essential hypertension", "negated")

@@ -1,7 +1,8 @@
 """Step 1 on realistic notes: spans, sections, assertions, modifiers, abbreviations.
 
 The notes live in tests/notes/. Every fact is checked against the note text
-(offsets round-trip) and the must-show phrases of the issue are asserted one by one.
+(offsets round-trip) and the must-show phrases of the issue are asserted one by one,
+with the curated lexicon alone and with the FY2025 index vocabulary added.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ NOTES = Path(__file__).parent / "notes"
 NOTE_NAMES = ["outpatient_visit", "discharge_summary", "ed_note", "shorthand_note"]
 
 
-@pytest.fixture(scope="module")
-def extractor() -> Extractor:
-    return Extractor()
+@pytest.fixture(scope="module", params=["curated", "index"])
+def extractor(request: pytest.FixtureRequest) -> Extractor:
+    """Every test runs on the curated lexicon, and again with the FY2025 index vocabulary."""
+    if request.param == "curated":
+        return Extractor()
+    index_dir = request.getfixturevalue("full_index_dir")
+    return Extractor(vocabulary=index_dir / "2025" / "codebook.sqlite")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +115,8 @@ def test_outpatient_visit(results) -> None:  # type: ignore[no-untyped-def]
     assert fact(r, "shortness of breath").assertion == "negated"
     assert fact(r, "cough").assertion == "negated"
     assert fact(r, "DM2", 1).section == "assessment_and_plan"
-    assert modifiers(fact(r, "osteoarthritis"))["laterality"] == "left"
+    osteoarthritis = next(f for f in r.facts if f.text.lower().endswith("osteoarthritis"))
+    assert modifiers(osteoarthritis)["laterality"] == "left"
 
 
 def test_discharge_summary(results) -> None:  # type: ignore[no-untyped-def]
@@ -239,10 +245,12 @@ def test_ambiguous_abbreviation_is_flagged_not_guessed(extractor: Extractor) -> 
     ("Chest pain, now resolved.", "historical"),
     ("Return if chest pain.", "hypothetical"),
     ("Chest pain.", "present"),
+    ("Without known allergies, with a history of hypertension.", "historical"),
+    ("Denies cough, admitted with pneumonia.", "present"),
 ])
 def test_assertion_of_single_phrases(extractor: Extractor, sentence: str, expected: str) -> None:
     r = extractor.extract(make_note(sentence))
-    assert r.facts[0].assertion == expected, r.facts[0]
+    assert r.facts[-1].assertion == expected, r.facts[-1]
 
 
 @pytest.mark.parametrize(("sentence", "axis", "value"), [
@@ -293,3 +301,13 @@ def test_wrapped_line_keeps_negation(extractor: Extractor) -> None:
     assert fact(r, "chest pain").assertion == "negated"
     r = extractor.extract(make_note("h/o MI. r/o PE."))
     assert (fact(r, "MI").assertion, fact(r, "PE").assertion) == ("historical", "possible")
+
+
+def test_index_vocabulary_finds_terms_the_lexicon_lacks(extractor: Extractor) -> None:
+    r = extractor.extract(make_note("Ultrasound showed cholecystolithiasis; also cervicalgia."))
+    found = {f.text: f.vocabulary for f in r.facts}
+    if "index terms" in extractor.version:
+        assert found == {"Ultrasound": "curated", "cholecystolithiasis": "index",
+                         "cervicalgia": "index"}
+    else:
+        assert found == {"Ultrasound": "curated"}

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
 
-from medcode.settings import Settings
+from medcode.settings import Settings, vocabulary_codebook
 from service.extraction.pipeline import Extractor
 from service.index_registry import IndexRegistry, UnknownYear, YearIndex
 
@@ -44,7 +44,7 @@ def get_extractor(request: Request) -> Extractor:
     state = request.app.state
     with state.extractor_lock:
         if state.extractor is None:
-            state.extractor = Extractor()
+            state.extractor = Extractor(vocabulary=vocabulary_codebook(state.settings))
     return state.extractor
 
 

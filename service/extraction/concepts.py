@@ -24,6 +24,7 @@ class Concept:
     normalized: str
     kind: str
     implied: tuple[tuple[str, str], ...]
+    source: str = "curated"  # or "index": from a code year's vocabulary (vocabulary.py)
 
 
 class LexiconError(ValueError):

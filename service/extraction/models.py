@@ -66,6 +66,9 @@ class Fact(Evidence):
     kind: FactKind
     normalized: str | None = Field(description="Index-ready term; null when an abbreviation "
                                    "could not be resolved")
+    vocabulary: Literal["curated", "index", "abbreviation"] = Field(
+        description="Where the term came from: the curated lexicon, the code year's index "
+        "vocabulary, or a context-resolved abbreviation")
     section: str | None
     assertion: Assertion
     assertion_cues: list[AssertionCue]

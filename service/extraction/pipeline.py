@@ -37,6 +37,7 @@ from service.extraction.modifiers import FactWindow, ModifierRules
 from service.extraction.note_input import NoteInput
 from service.extraction.relations import find_relations
 from service.extraction.sentences import set_sentence_starts
+from service.extraction.vocabulary import index_vocabulary, load_stopwords
 
 RESOURCES = Path(__file__).parent / "resources"
 # All rules are phrases, so medspaCy's token matchers stay empty and spaCy warns on every call.
@@ -56,12 +57,22 @@ class _Target:
 
 
 class Extractor:
-    def __init__(self, resources: Path = RESOURCES) -> None:
+    """`vocabulary`: a year's codebook.sqlite whose terms extend the curated lexicon."""
+
+    def __init__(self, resources: Path = RESOURCES, vocabulary: Path | None = None) -> None:
         self.resources = resources
         self.inventory = SenseInventory(resources / "abbreviation_senses.tsv",
                                         resources / "abbreviations.tsv")
         self.modifier_rules = ModifierRules(resources / "modifiers.json")
         self.concepts = load_concepts(resources / "concepts.tsv")
+        vocabulary_note = "curated lexicon only"
+        if vocabulary is not None:
+            curated = {c.surface for c in self.concepts}
+            extra = [c for c in index_vocabulary(
+                vocabulary, load_stopwords(resources / "vocabulary_stopwords.txt"))
+                if c.surface not in curated]
+            self.concepts += extra
+            vocabulary_note = f"+ {len(extra):,} index terms from {vocabulary.parent.name}"
 
         # The medspaCy tokenizer only; components are called one by one in extract().
         self.nlp = medspacy.load(medspacy_enable=["medspacy_tokenizer"])
@@ -79,7 +90,8 @@ class Extractor:
         # spaCy components are not documented as thread-safe; a note takes ~10 ms anyway.
         self._lock = threading.Lock()
         self.version = (f"medspacy {medspacy.__version__} (TargetMatcher, Sectionizer, ConText) "
-                        f"+ medcode rules {self._rules_hash()}")
+                        f"+ medcode rules {self._rules_hash()}; {len(self.concepts):,} terms "
+                        f"({vocabulary_note})")
 
     def _rules_hash(self) -> str:
         digest = hashlib.sha256()
@@ -134,6 +146,7 @@ class Extractor:
             facts.append(Fact(
                 id=fact_id, kind=target.kind, text=ent.text,  # type: ignore[arg-type]
                 start=ent.start_char, end=ent.end_char, normalized=target.normalized,
+                vocabulary=target.concept.source if target.concept else "abbreviation",  # type: ignore[arg-type]
                 section=section.name if section else None, assertion=assertion,
                 assertion_cues=cues, modifiers=modifiers, abbreviations=fact_abbreviations,
                 flags=sorted(set(target.flags + flags))))

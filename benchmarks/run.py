@@ -1,7 +1,10 @@
 """Run every benchmark and write the results into docs/benchmarks.md.
 
-    python benchmarks/run.py            # full: cold build, embeddings, lookups (~30 min here)
-    python benchmarks/run.py --quick    # skip the cold build
+    python benchmarks/run.py                     # everything (~35 min here)
+    python benchmarks/run.py --quick             # skip the cold index build
+    python benchmarks/run.py --only extraction   # one section: index or extraction
+
+Each section lives between its own markers in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def run(script: str, *args: str) -> str:
@@ -22,17 +24,30 @@ def run(script: str, *args: str) -> str:
     return proc.stdout.strip()
 
 
+def replace_section(name: str, body: str) -> None:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    DOC.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
-    parts = [f"Run {time.strftime('%Y-%m-%d')} with `python benchmarks/run.py"
-             f"{' --quick' if quick else ''}`.", "", "### Embeddings", "",
-             run("bench_embeddings.py"), "", "### Index build and lookup", "",
-             run("bench_index.py", *(["--skip-build"] if quick else []))]
-    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    DOC.write_text(f"{head}{START}\n" + "\n".join(parts) + f"\n{END}{tail}")
-    print("\n".join(parts))
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    stamp = f"Run {time.strftime('%Y-%m-%d')} with `python benchmarks/run.py"
+    if only in (None, "index"):
+        parts = [f"{stamp}{' --quick' if quick else ''}`.", "", "### Embeddings", "",
+                 run("bench_embeddings.py"), "", "### Index build and lookup", "",
+                 run("bench_index.py", *(["--skip-build"] if quick else []))]
+        replace_section("results", "\n".join(parts))
+        print("\n".join(parts))
+    if only in (None, "extraction"):
+        body = f"{stamp} --only extraction`.\n\n" + run("bench_extraction.py")
+        replace_section("extraction", body)
+        print(body)
 
 
 if __name__ == "__main__":

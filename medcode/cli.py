@@ -329,6 +329,9 @@ def extract_cmd(
 def serve(
     host: Annotated[str | None, typer.Option("--host")] = None,
     port: Annotated[int | None, typer.Option("--port")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1,
+                                         help="Worker processes (one per core for throughput)")
+                       ] = 1,
 ) -> None:
     """Start the REST API (uvicorn)."""
     import uvicorn
@@ -337,6 +340,11 @@ def serve(
 
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if workers > 1:
+        # Each worker process builds its own app from the same MEDCODE_* settings.
+        uvicorn.run("service.api.app:create_app", factory=True, workers=workers,
+                    host=host or settings.host, port=port or settings.port)
+        return
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
 
 

@@ -19,6 +19,8 @@ log = logging.getLogger("medcode.api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    if not logging.getLogger().handlers:  # worker processes start with no logging set up
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = FastAPI(
         title="medcode",
         version="0.1.0",

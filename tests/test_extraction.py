@@ -178,6 +178,8 @@ def test_ed_note(results) -> None:  # type: ignore[no-untyped-def]
     assert modifiers(fracture) | {"trimester": "third"} == {
         "displacement": "displaced", "laterality": "right", "fracture_type": "closed",
         "encounter": "initial", "trimester": "third"}
+    trimester = next(m for m in fracture.modifiers if m.axis == "trimester")
+    assert (trimester.text, trimester.source) == ("third trimester", "note")
     assert fact(r, "head injury").assertion == "negated"
     assert fact(r, "abdominal pain").assertion == "negated"
     assert r.pregnancy is not None
@@ -311,3 +313,38 @@ def test_index_vocabulary_finds_terms_the_lexicon_lacks(extractor: Extractor) ->
                          "cervicalgia": "index"}
     else:
         assert found == {"Ultrasound": "curated"}
+
+
+def test_offsets_are_code_points_in_the_text_as_received(extractor: Extractor) -> None:
+    text = "Résumé:\r\nPt w/ DM2 — HbA1c ≥ 9 %.\r\nDenies chest pain 🙂. L knee pain.\r\n"
+    r = extractor.extract(make_note(text))
+    assert {f.text for f in r.facts} >= {"DM2", "chest pain", "knee pain"}
+    for f in r.facts:
+        assert text[f.start:f.end] == f.text
+        for m in f.modifiers:
+            assert text[m.start:m.end] == m.text
+    assert fact(r, "chest pain").assertion == "negated"
+    assert modifiers(fact(r, "knee pain"))["laterality"] == "left"
+
+
+def test_every_codiesp_dev_note_round_trips(extractor: Extractor) -> None:
+    """Real clinical text (250 English case reports): no crash, every span exact."""
+    from tests.conftest import SHARED
+
+    folder = SHARED / "eval/codiesp/dev/text_files_en"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} absent: the CodiEsp dev set (../shared) is not on this machine")
+    notes = sorted(folder.glob("*.txt"))
+    assert len(notes) == 250
+    total = 0
+    for path in notes:
+        text = path.read_text(encoding="utf-8")
+        r = extractor.extract(make_note(text))
+        total += len(r.facts)
+        for f in r.facts:
+            assert text[f.start:f.end] == f.text, path.name
+            for item in [*f.modifiers, *f.assertion_cues]:
+                assert text[item.start:item.end] == item.text, path.name
+        for a in r.abbreviations:
+            assert text[a.start:a.end] == a.text, path.name
+    assert total > 1500  # ~7.6 facts per case report with the curated lexicon alone

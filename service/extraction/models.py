@@ -88,6 +88,8 @@ class Pregnancy(BaseModel):
     status: Literal["pregnant", "postpartum"]
     weeks: int | None
     trimester: Literal["first", "second", "third"] | None
+    trimester_evidence: Evidence | None = Field(
+        description="What gave the trimester: the words 'third trimester' or the weeks")
     evidence: list[Evidence]
 
 

@@ -125,35 +125,35 @@ class ModifierRules:
         m = self.pregnant.search(text)
         if m:
             status = "pregnant"
-            evidence.append(Evidence(text=m.group(0), start=m.start(), end=m.end()))
-        weeks = None
+            evidence.append(_evidence(m))
+        weeks, trimester, trimester_evidence = None, None, None
         wm = self.weeks_prefix.search(text) or _gestation_weeks(self.weeks, text)
-        if wm and (status or self.weeks is not None):
-            weeks = int(wm.group(1))
-            if not 1 <= weeks <= 44:
-                weeks = None
-            else:
-                status = status or "pregnant"
-                evidence.append(Evidence(text=wm.group(0), start=wm.start(), end=wm.end()))
-        trimester = None
-        for name, regex in self.trimesters.items():
-            tm = regex.search(text)
-            if tm:
-                trimester = name
-                status = status or "pregnant"
-                evidence.append(Evidence(text=tm.group(0), start=tm.start(), end=tm.end()))
-                break
-        if trimester is None and weeks is not None:
+        if wm and 1 <= int(wm.group(1)) <= 44:
+            weeks, status = int(wm.group(1)), "pregnant"
+            evidence.append(_evidence(wm))
             # ICD-10-CM: first < 14w0d, second 14w0d to < 28w0d, third 28w0d to delivery.
             trimester = "first" if weeks < 14 else "second" if weeks < 28 else "third"
+            trimester_evidence = evidence[-1]
+        for name, regex in self.trimesters.items():
+            tm = regex.search(text)
+            if tm:  # written out, it overrides a count of weeks
+                trimester, status = name, "pregnant"
+                trimester_evidence = _evidence(tm)
+                evidence.append(trimester_evidence)
+                break
         pm = self.postpartum.search(text)
         if pm and status is None:
             status = "postpartum"
-            evidence.append(Evidence(text=pm.group(0), start=pm.start(), end=pm.end()))
+            evidence.append(_evidence(pm))
         if status is None:
             return None
         return Pregnancy(status=status, weeks=weeks, trimester=trimester,  # type: ignore[arg-type]
+                         trimester_evidence=trimester_evidence,
                          evidence=sorted(evidence, key=lambda e: e.start))
+
+
+def _evidence(m: re.Match[str]) -> Evidence:
+    return Evidence(text=m.group(0), start=m.start(), end=m.end())
 
 
 def _gestation_weeks(regex: re.Pattern[str], text: str) -> re.Match[str] | None:

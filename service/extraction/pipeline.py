@@ -31,6 +31,7 @@ from service.extraction.models import (
     Fact,
     Modifier,
     NoteInfo,
+    Pregnancy,
     Section,
 )
 from service.extraction.modifiers import FactWindow, ModifierRules
@@ -111,67 +112,57 @@ class Extractor:
             doc = self.context(doc)
 
         sections = self._sections(doc)
-        section_starts = [s.start for s in sections]
         sentences = [(s.start_char, s.end_char) for s in doc.sents]
-        sent_starts = [s[0] for s in sentences]
         pregnancy = self.modifier_rules.pregnancy(text)
-
         abbreviations: list[AbbreviationUse] = []
         facts: list[Fact] = []
         placed: list[tuple[str, int, int, int]] = []
-        ents = sorted(doc.ents, key=lambda e: e.start_char)
+        ents = list(doc.ents)
         for i, ent in enumerate(ents):
-            target = targets[(ent.start_char, ent.end_char)]
-            sent = bisect.bisect_right(sent_starts, ent.start_char) - 1
+            sent = bisect.bisect_right(sentences, (ent.start_char, len(text) + 1)) - 1
             s_start, s_end = sentences[sent]
             # Entities do not overlap, so the neighbours are the previous and next ones.
-            prev_end = max(ents[i - 1].end_char, s_start) if i > 0 else s_start
-            next_start = min(ents[i + 1].start_char, s_end) if i + 1 < len(ents) else s_end
-            window = FactWindow(ent.start_char, ent.end_char, s_start, s_end, prev_end,
-                                next_start)
-            section = _section_at(sections, section_starts, ent.start_char)
-            assertion, cues = assertion_of(doc, ent, section)
-            modifiers, flags, lateral = self._modifiers(text, window, target)
-            if pregnancy and pregnancy.trimester and target.kind != "procedure" \
-                    and assertion in ("present", "possible"):
-                first = pregnancy.evidence[-1]
-                modifiers.append(Modifier(axis="trimester", value=pregnancy.trimester,
-                                          text=first.text, start=first.start, end=first.end,
-                                          source="note"))
-            fact_abbreviations = []
-            for use in self._abbreviation_uses(ent, target, modifiers, lateral, text):
-                fact_abbreviations.append(len(abbreviations))
-                abbreviations.append(use)
-            fact_id = f"F{len(facts) + 1}"
-            facts.append(Fact(
-                id=fact_id, kind=target.kind, text=ent.text,  # type: ignore[arg-type]
-                start=ent.start_char, end=ent.end_char, normalized=target.normalized,
-                vocabulary=target.concept.source if target.concept else "abbreviation",  # type: ignore[arg-type]
-                section=section.name if section else None, assertion=assertion,
-                assertion_cues=cues, modifiers=modifiers, abbreviations=fact_abbreviations,
-                flags=sorted(set(target.flags + flags))))
-            placed.append((fact_id, ent.start_char, ent.end_char, sent))
+            window = FactWindow(
+                ent.start_char, ent.end_char, s_start, s_end,
+                prev_end=max(ents[i - 1].end_char, s_start) if i > 0 else s_start,
+                next_start=min(ents[i + 1].start_char, s_end) if i + 1 < len(ents) else s_end)
+            fact, uses = self._fact(doc, ent, f"F{i + 1}", targets[(ent.start_char, ent.end_char)],
+                                    window, _section_at(sections, ent.start_char), pregnancy)
+            fact.abbreviations = list(range(len(abbreviations), len(abbreviations) + len(uses)))
+            abbreviations += uses
+            facts.append(fact)
+            placed.append((fact.id, ent.start_char, ent.end_char, sent))
 
         covered = [(f.start, f.end) for f in facts] + [(a.start, a.end) for a in abbreviations]
-        abbreviations.extend(self._shorthand(text, covered))
-        abbreviations.extend(dropped)
-        # One entry per span, in text order; facts point at it by index.
-        first: dict[tuple[int, int], int] = {}
-        for k, use in enumerate(abbreviations):
-            first.setdefault((use.start, use.end), k)
-        order = sorted(set(first.values()), key=lambda k: abbreviations[k].start)
-        position = {old: new for new, old in enumerate(order)}
-        remap = {k: position[first[(u.start, u.end)]] for k, u in enumerate(abbreviations)}
-        for fact in facts:
-            fact.abbreviations = sorted({remap[k] for k in fact.abbreviations})
+        abbreviations += self._shorthand(text, covered) + dropped
         return Extraction(
             note=NoteInfo(sha256=note.sha256, chars=len(text), source=note.source,
                           setting=note.setting, date_of_service=note.date_of_service,  # type: ignore[arg-type]
                           age=note.age, sex=note.sex),  # type: ignore[arg-type]
             sections=sections, facts=facts,
             relations=find_relations(text, placed, self.modifier_rules.relations),
-            abbreviations=[abbreviations[k] for k in order], pregnancy=pregnancy,
+            abbreviations=_in_text_order(abbreviations, facts), pregnancy=pregnancy,
             extractor=self.version)
+
+    def _fact(self, doc: Doc, ent: Span, fact_id: str, target: _Target, window: FactWindow,
+              section: Section | None, pregnancy: Pregnancy | None
+              ) -> tuple[Fact, list[AbbreviationUse]]:
+        assertion, cues = assertion_of(doc, ent, section)
+        modifiers, flags, lateral = self._modifiers(doc.text, window, target)
+        if pregnancy and pregnancy.trimester_evidence and target.kind != "procedure" \
+                and assertion in ("present", "possible"):
+            cue = pregnancy.trimester_evidence
+            modifiers.append(Modifier(axis="trimester", value=pregnancy.trimester or "",
+                                      text=cue.text, start=cue.start, end=cue.end,
+                                      source="note"))
+        fact = Fact(
+            id=fact_id, kind=target.kind, text=ent.text,  # type: ignore[arg-type]
+            start=ent.start_char, end=ent.end_char, normalized=target.normalized,
+            vocabulary=target.concept.source if target.concept else "abbreviation",  # type: ignore[arg-type]
+            section=section.name if section else None, assertion=assertion,
+            assertion_cues=cues, modifiers=modifiers, abbreviations=[],
+            flags=sorted(set(target.flags + flags)))
+        return fact, self._abbreviation_uses(ent, target, modifiers, lateral, doc.text)
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -306,8 +297,21 @@ class Extractor:
         return uses
 
 
-def _section_at(sections: list[Section], starts: list[int], offset: int) -> Section | None:
-    i = bisect.bisect_right(starts, offset) - 1
+def _section_at(sections: list[Section], offset: int) -> Section | None:
+    i = bisect.bisect_right([s.start for s in sections], offset) - 1
     if i >= 0 and sections[i].start <= offset < sections[i].end:
         return sections[i]
     return None
+
+
+def _in_text_order(uses: list[AbbreviationUse], facts: list[Fact]) -> list[AbbreviationUse]:
+    """One entry per span, sorted by offset; facts' indexes are rewritten to match."""
+    first: dict[tuple[int, int], int] = {}
+    for k, use in enumerate(uses):
+        first.setdefault((use.start, use.end), k)
+    order = sorted(set(first.values()), key=lambda k: uses[k].start)
+    position = {old: new for new, old in enumerate(order)}
+    for fact in facts:
+        fact.abbreviations = sorted({position[first[(uses[k].start, uses[k].end)]]
+                                     for k in fact.abbreviations})
+    return [uses[k] for k in order]

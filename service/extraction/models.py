@@ -1,7 +1,9 @@
 """Output of step 1: structured clinical facts with exact evidence offsets.
 
-Every `start`/`end` is a character offset into the note text as received, so
-`note[start:end] == text` holds for facts, modifiers, cues and abbreviations.
+Every `start`/`end` is a character offset into the note text as received (Unicode code
+points, line endings untouched), so `note[start:end] == text` holds for facts, modifiers,
+cues and abbreviations. JavaScript strings count UTF-16 units: a UI adjusts only past
+characters outside the Basic Multilingual Plane (emoji).
 """
 
 from __future__ import annotations

@@ -138,6 +138,11 @@ def test_discharge_summary(results) -> None:  # type: ignore[no-untyped-def]
     assert any(rel.kind == "due_to" and (rel.source, rel.target) == (ckd.id, htn.id)
                for rel in r.relations)
     assert modifiers(fact(r, "CKD"))["ckd_stage"] == "4"
+    # "72 year old woman with HFrEF, CKD stage 4 and DM2": "old" is not a history cue.
+    assert [fact(r, t, n).assertion for t, n in (("HFrEF", 1), ("CKD", 0), ("DM2", 0))] == [
+        "present"] * 3
+    # "Chest x-ray showed a right lower lobe infiltrate": the right lobe is not the x-ray's.
+    assert "laterality" not in modifiers(fact(r, "Chest x-ray"))
 
     pneumonia = fact(r, "community acquired pneumonia")
     assert pneumonia.assertion == "possible"
@@ -249,6 +254,8 @@ def test_ambiguous_abbreviation_is_flagged_not_guessed(extractor: Extractor) -> 
     ("Chest pain.", "present"),
     ("Without known allergies, with a history of hypertension.", "historical"),
     ("Denies cough, admitted with pneumonia.", "present"),
+    ("72-year-old man with COPD.", "present"),
+    ("Prior stroke.", "historical"),
 ])
 def test_assertion_of_single_phrases(extractor: Extractor, sentence: str, expected: str) -> None:
     r = extractor.extract(make_note(sentence))

@@ -25,6 +25,9 @@ class Pattern:
     value: str
     regex: re.Pattern[str]
     abbreviation: str | None
+    # For the 'after' window: must follow the fact directly ("of the left knee"), so that
+    # "chest x-ray showed a right lower lobe infiltrate" gives the x-ray no laterality.
+    anchored: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,14 @@ class ModifierRules:
         applies = a["applies_to"]
         kinds = frozenset(applies) if isinstance(applies, list) else None
         term = re.compile(applies, re.I) if isinstance(applies, str) else None
-        patterns = tuple(
-            Pattern(p["value"], re.compile(p["regex"], 0 if p.get("case_sensitive") else re.I),
-                    p.get("abbreviation"))
-            for p in a["patterns"])
-        return Axis(a["axis"], kinds, term, tuple(a["where"]), patterns)
+        anchor = a.get("after_anchor")
+        patterns = []
+        for p in a["patterns"]:
+            flags = 0 if p.get("case_sensitive") else re.I
+            anchored = re.compile(f"{anchor}(?P<m>{p['regex']})", flags) if anchor else None
+            patterns.append(Pattern(p["value"], re.compile(p["regex"], flags),
+                                    p.get("abbreviation"), anchored))
+        return Axis(a["axis"], kinds, term, tuple(a["where"]), tuple(patterns))
 
     def find(self, text: str, w: FactWindow, kind: str, normalized: str | None
              ) -> tuple[list[Modifier], list[tuple[str, int, int]]]:
@@ -87,25 +93,33 @@ class ModifierRules:
                 continue
             for where in axis.where:
                 lo, hi = windows[where]
-                hit = self._first(axis, text, lo, hi, nearest_last=(where == "before"))
+                hit = self._first(axis, text, lo, hi, where)
                 if hit:
-                    pattern, m = hit
-                    found.append(Modifier(axis=axis.name, value=pattern.value, text=m.group(0),
-                                          start=m.start(), end=m.end(), source="text"))
+                    pattern, start, end = hit
+                    found.append(Modifier(axis=axis.name, value=pattern.value,
+                                          text=text[start:end], start=start, end=end,
+                                          source="text"))
                     if pattern.abbreviation:
-                        abbreviations.append((pattern.abbreviation, m.start(), m.end()))
+                        abbreviations.append((pattern.abbreviation, start, end))
                     break
         return found, abbreviations
 
     @staticmethod
     def _first(axis: Axis, text: str, lo: int, hi: int,
-               nearest_last: bool = False) -> tuple[Pattern, re.Match[str]] | None:
+               where: str) -> tuple[Pattern, int, int] | None:
+        """The first pattern (in rule order) found; in 'before', its match nearest the fact."""
         if hi <= lo:
             return None
         for pattern in axis.patterns:
+            if where == "after" and pattern.anchored is not None:
+                m = pattern.anchored.match(text, lo, hi)
+                if m:
+                    return pattern, m.start("m"), m.end("m")
+                continue
             matches = list(pattern.regex.finditer(text, lo, hi))
             if matches:
-                return pattern, matches[-1] if nearest_last else matches[0]
+                m = matches[-1] if where == "before" else matches[0]
+                return pattern, m.start(), m.end()
         return None
 
     @staticmethod

@@ -267,6 +267,42 @@ def code_info_cmd(
         out.print(f"  index ({p.source}) {p.path}{col} → {p.printed_code}", highlight=False)
 
 
+@app.command("validate")
+def validate_cmd(
+    codes: Annotated[list[str], typer.Argument(help="Codes in sequence, first-listed first")],
+    year: YearOpt = None,
+    setting: Annotated[str | None, typer.Option(help="inpatient or outpatient")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rule checks on a code set: billable, 7th character, Excludes1, code first, guidelines.
+    Exit code 1 when an error is found."""
+    from rich.markup import escape
+
+    from service.index_registry import UnknownYear
+    from service.validation import validate
+
+    _, registry, y = _registry_and_year(year)
+    try:
+        index = registry.get(y)  # type: ignore[attr-defined]
+    except UnknownYear as exc:
+        raise fail(str(exc)) from None
+    result = validate(index.codebook, y, codes, setting)
+    if json_out:
+        out.print_json(result.model_dump_json())
+    else:
+        for line in result.codes:
+            out.print(f"{line.sequence:>2}. [bold]{line.code:<9}[/bold] {line.title or '?'}",
+                      highlight=False)
+        colour = {"error": "red", "warning": "yellow", "info": "dim"}
+        for issue in result.issues:
+            cite = f" ({issue.citation.source} {issue.citation.ref})" if issue.citation else ""
+            out.print(f"[{colour[issue.severity]}]{issue.severity:<7}[/] {issue.kind}: "
+                      f"{escape(issue.message + cite)}", highlight=False)
+        out.print("[green]valid[/green]" if result.valid else "[red]errors found[/red]")
+    if not result.valid:
+        raise typer.Exit(1)
+
+
 @app.command("extract")
 def extract_cmd(
     note: Annotated[Path, typer.Argument(help="Note file: plain UTF-8 text or FHIR JSON "

@@ -100,3 +100,17 @@ def test_extract_uses_the_default_years_vocabulary(api: httpx.Client) -> None:
     assert "index terms from 2025" in body["extractor"]
     (fact,) = body["facts"]
     assert (fact["text"], fact["assertion"]) == ("essential hypertension", "negated")
+
+
+def test_validate_reports_rule_issues_with_citations(api: httpx.Client) -> None:
+    r = api.post("/v1/validate", json={"codes": ["E11", "E11.65", "S72.001"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["valid"] is False and body["year"] == "2025"
+    errors = {(i["kind"], tuple(i["codes"])) for i in body["issues"] if i["severity"] == "error"}
+    assert errors == {("not_billable", ("E11",)), ("missing_7th_character", ("S72.001",))}
+    assert [c["sequence"] for c in body["codes"]] == [1, 2, 3]
+    assert api.post("/v1/validate", json={"codes": ["E11.65"]}).json()["valid"] is True
+    assert api.post("/v1/validate", json={"codes": []}).status_code == 422
+    assert api.post("/v1/validate", params={"year": "2031"},
+                    json={"codes": ["E11.65"]}).status_code == 404

@@ -267,6 +267,59 @@ def code_info_cmd(
         out.print(f"  index ({p.source}) {p.path}{col} → {p.printed_code}", highlight=False)
 
 
+@app.command("code")
+def code_cmd(
+    note: Annotated[Path, typer.Argument(help="Note file (text or FHIR JSON); - reads stdin")],
+    setting: Annotated[str | None, typer.Option(help="inpatient or outpatient")] = None,
+    date_of_service: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD")] = None,
+    year: YearOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Step 1 and step 2: ICD-10-CM codes for a note, with evidence, citations and flags."""
+    from rich.markup import escape
+
+    from service.extraction.note_input import NoteInputError, parse_note_bytes
+    from service.index_registry import UnknownYear
+
+    try:
+        data = sys.stdin.buffer.read() if str(note) == "-" else note.read_bytes()
+        parsed = parse_note_bytes(data, setting=setting, date_of_service=date_of_service)
+    except OSError as exc:
+        raise fail(f"{note}: {exc.strerror}") from None
+    except NoteInputError as exc:
+        raise fail(f"{note}: {exc}") from None
+    settings, registry, y = _registry_and_year(year)
+    try:
+        index = registry.get(y)  # type: ignore[attr-defined]
+    except UnknownYear as exc:
+        raise fail(str(exc)) from None
+    from service.coding.choosers import RulesChooser
+    from service.coding.coder import code_note
+    from service.extraction.pipeline import Extractor
+
+    extractor = Extractor(vocabulary=vocabulary_codebook(settings, y))
+    result = code_note(parsed, extractor, index, registry.embedder,  # type: ignore[attr-defined]
+                       RulesChooser())
+    if json_out:
+        out.print_json(result.model_dump_json())
+        return
+    out.print(f"FY{result.year}, chooser {result.chooser}, setting {result.setting or '?'}",
+              highlight=False)
+    for c in result.codes:
+        flags = " ".join(f"{f.kind}({f.missing_axis})" if f.missing_axis else f.kind
+                         for f in c.flags)
+        out.print(f"{c.sequence:>2}. [bold]{c.code:<8}[/bold] {escape(c.title)}  "
+                  f"[dim]{c.confidence:.2f} {', '.join(e.text for e in c.evidence)}[/dim]"
+                  f"{'  [yellow]' + flags + '[/yellow]' if flags else ''}", highlight=False)
+    for f in result.facts:
+        if f.action != "coded":
+            out.print(f"    {f.fact} {escape(f.text)!r}: {escape(f.reason)}", highlight=False)
+    for flag in result.flags:
+        out.print(f"[yellow]{flag.kind}[/yellow]: {escape(flag.detail)}", highlight=False)
+        if flag.query:
+            out.print(f"    query: {escape(flag.query)}", highlight=False)
+
+
 @app.command("validate")
 def validate_cmd(
     codes: Annotated[list[str], typer.Argument(help="Codes in sequence, first-listed first")],

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,8 +29,9 @@ GUIDELINE_EXCERPT = 600
 
 
 class Citation(BaseModel):
-    source: Literal["tabular", "guideline"]
-    ref: str = Field(description="Code the note is on, or the guideline section (I.C.9.a.2)")
+    source: Literal["tabular", "guideline", "index"]
+    ref: str = Field(description="Code the note is on, the guideline section (I.C.9.a.2), or "
+                     "the code an index path leads to")
     title: str | None = None
     text: str
 
@@ -68,12 +69,18 @@ class LinkRule:
     unless: list[str]
     guideline: str
     message: str
+    fix: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_link_rules(path: Path = RULES) -> list[LinkRule]:
     data = json.loads(path.read_text(encoding="utf-8"))
     return [LinkRule(r["id"], r["severity"], r["when"], r.get("unless", []), r["guideline"],
-                     r["message"]) for r in data["rules"]]
+                     r["message"], r.get("fix", [])) for r in data["rules"]]
+
+
+def applies(rule: LinkRule, codes: list[str]) -> bool:
+    hits = [[c for c in codes if any(c.startswith(p) for p in group)] for group in rule.when]
+    return all(hits) and not any(c.startswith(p) for c in codes for p in rule.unless)
 
 
 def covers(ref: str, code: str) -> bool:
@@ -123,7 +130,7 @@ def validate(codebook: Codebook, year: str, raw_codes: list[str],
         issues += _billable(codebook, row)
         known.append((code, row))
 
-    notes = {code: _notes_up_tree(codebook, code) for code, _ in known}
+    notes = {code: notes_up_tree(codebook, code) for code, _ in known}
     codes = [code for code, _ in known]
     issues += _excludes1(codes, notes)
     issues += _code_first_and_use_additional(codes, notes)
@@ -135,7 +142,7 @@ def validate(codebook: Codebook, year: str, raw_codes: list[str],
                             codes=lines, issues=issues)
 
 
-def _notes_up_tree(codebook: Codebook, code: str) -> list[NoteRow]:
+def notes_up_tree(codebook: Codebook, code: str) -> list[NoteRow]:
     """The code's notes and its ancestors' (Tabular notes apply to everything below them)."""
     out: list[NoteRow] = []
     for row in codebook.lineage(code):
@@ -252,9 +259,9 @@ def _symptoms(known: list[tuple[str, CodeRow]]) -> list[Issue]:
 def _guideline_links(codebook: Codebook, codes: list[str], rules: list[LinkRule]) -> list[Issue]:
     issues = []
     for rule in rules:
-        hits = [[c for c in codes if any(c.startswith(p) for p in group)] for group in rule.when]
-        if not all(hits) or any(c.startswith(p) for c in codes for p in rule.unless):
+        if not applies(rule, codes):
             continue
+        hits = [[c for c in codes if any(c.startswith(p) for p in group)] for group in rule.when]
         involved = sorted({c for group in hits for c in group})
         issues.append(Issue(severity=rule.severity, kind="guideline_combination",
                             codes=involved, message=rule.message,

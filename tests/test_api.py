@@ -114,3 +114,15 @@ def test_validate_reports_rule_issues_with_citations(api: httpx.Client) -> None:
     assert api.post("/v1/validate", json={"codes": []}).status_code == 422
     assert api.post("/v1/validate", params={"year": "2031"},
                     json={"codes": ["E11.65"]}).status_code == 404
+
+
+def test_code_returns_codes_with_evidence_and_validation(api: httpx.Client) -> None:
+    r = api.post("/v1/code", json={"text": "Assessment: type 2 diabetes mellitus with "
+                                            "hyperglycemia.", "setting": "outpatient"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["year"], body["chooser"], body["setting"]) == ("2025", "rules", "outpatient")
+    assert [c["code"] for c in body["codes"]] == ["E11.65"]
+    assert body["codes"][0]["evidence"][0]["text"].startswith("type 2 diabetes mellitus")
+    assert body["validation"]["valid"] is True
+    assert api.post("/v1/code", json={"text": ""}).status_code == 422

@@ -11,7 +11,7 @@ import uuid
 from fastapi import FastAPI, Request, Response
 
 from medcode.settings import Settings, get_settings
-from service.api.routers import codes, extract, health, index, lookup, validate
+from service.api.routers import code, codes, extract, health, index, lookup, validate
 from service.index_registry import IndexRegistry
 
 log = logging.getLogger("medcode.api")
@@ -48,6 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["x-request-id"] = rid
         return response
 
-    for module in (health, index, codes, lookup, extract, validate):
+    for module in (health, index, codes, lookup, extract, code, validate):
         app.include_router(module.router)
     return app

@@ -1,0 +1,270 @@
+"""Choosers: given one fact and its retrieved candidates, pick the code.
+
+`Chooser` is the interface; `RulesChooser` (default, deterministic, offline) picks the most
+specific valid code the documented modifiers support, prefers a combination code when the
+fact is linked to another ("DM2 w/ neuropathy" → E11.40), descends from a category to a
+billable code by matching the modifiers against the children's titles, and falls back to the
+unspecified child only when the note lacks the axis, naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from service.codebook import Codebook, CodeRow
+from service.coding.models import Alternative, Candidate, Flag
+from service.coding.queries import draft, query_axes
+from service.coding.retrieval import FactRetrieval
+from service.extraction.models import Fact
+
+MIN_SCORE = 0.35
+# The modifiers query and a linked-fact query decide only with a confident answer.
+SPECIFIC_MIN = 0.7
+COMBINATION_MIN = 0.75
+# A residual "Other ..." code only when the note says "other".
+RESIDUAL_PENALTY = 0.1
+SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
+UNSPECIFIED = re.compile(r"\bunspecified\b|\bNOS\b", re.I)
+# What distinguishes sibling codes, read from their titles: the axis a note must document.
+AXIS_WORDS = {
+    "laterality": re.compile(r"\b(?:left|right|bilateral)\b", re.I),
+    "encounter": re.compile(r"\b(?:initial|subsequent) encounter\b|\bsequela\b", re.I),
+    "acuity": re.compile(r"\b(?:acute|chronic|subacute)\b", re.I),
+    "ckd_stage": re.compile(r"\bstage\b", re.I),
+    "heart_failure_type": re.compile(r"\b(?:systolic|diastolic)\b", re.I),
+    "diabetes_type": re.compile(r"\btype [12]\b", re.I),
+    "trimester": re.compile(r"\btrimester\b", re.I),
+}
+
+
+@dataclass
+class Choice:
+    code: str
+    title: str
+    confidence: float
+    reason: str
+    combined_with: list[str] = field(default_factory=list)  # partner fact ids
+    matched: str = ""
+    alternatives: list[Alternative] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+
+
+class Chooser(Protocol):
+    name: str
+    model: str | None
+
+    def choose(self, retrieval: FactRetrieval, codebook: Codebook,
+               date_of_service: str | None) -> Choice | None: ...
+
+
+class RulesChooser:
+    name = "rules"
+    model = None
+
+    def choose(self, retrieval: FactRetrieval, codebook: Codebook,
+               date_of_service: str | None) -> Choice | None:
+        fact = retrieval.fact
+        labels = [label for label, _ in retrieval.queries]
+        primary = _top(retrieval.candidates, labels[0], fact)
+        if primary is None:
+            return None
+        best = primary
+        # The modifiers query decides when its answer carries a documented modifier.
+        specific = _top(retrieval.candidates, "term+modifiers", fact, SPECIFIC_MIN)
+        if specific is not None and specific.code != best.code \
+                and _carries_modifier(specific, fact, best) \
+                and (specific.code[:3] == best.code[:3]
+                     or specific.scores["term+modifiers"] >= best.scores.get(labels[0], 0.0)):
+            best = specific
+        # A combination code for a linked fact ("DM2 w/ neuropathy" → E11.40).
+        combined: list[str] = []
+        for label, partner in retrieval.partners.items():
+            other = retrieval.partner_facts[label]
+            combo = _top(retrieval.candidates, label, fact, COMBINATION_MIN, also=other)
+            if combo is not None and combo.code != best.code \
+                    and _names(combo.title, other.normalized or ""):
+                best, combined = combo, [partner]
+                break
+        if not best.billable:
+            # A billable code under it, nearly as good, is what the Index itself gives.
+            under = [c for c in retrieval.candidates if c.billable
+                     and c.code.startswith(best.code) and c.score >= best.score - 0.1]
+            if under:
+                best = max(under, key=lambda c: c.score - _residual(c, fact))
+        code, missing, path = descend(codebook, best.code, fact)
+        code, side_flag = _fix_laterality(codebook, code, fact)
+        if side_flag:
+            missing.append("laterality")
+        row = codebook.get(code)
+        assert row is not None
+        if not missing and UNSPECIFIED.search(row.title) and row.parent:
+            axis = _distinguishing_axis(codebook.children(row.parent))
+            if axis != "specificity" and not any(m.axis == axis for m in fact.modifiers):
+                missing.append(axis)
+        confidence = min(1.0, best.score) * (0.85 if missing else 1.0)
+        flags = _flags(fact, sorted(set(missing)), date_of_service)
+        reason = f"{best.source} match '{best.matched}' (score {best.score:.2f})"
+        if path:
+            reason += f"; more specific code by {', '.join(path)}"
+        alternatives = [
+            Alternative(code=c.code, title=c.title, why_not=_why_not(c, best, row))
+            for c in retrieval.candidates if c.code not in (code, best.code)][:3]
+        return Choice(code=code, title=row.title, confidence=round(confidence, 3),
+                      reason=reason, combined_with=combined, matched=best.matched,
+                      alternatives=alternatives, flags=flags)
+
+
+def _top(candidates: list[Candidate], label: str, fact: Fact,
+         minimum: float = MIN_SCORE, also: Fact | None = None) -> Candidate | None:
+    """The best candidate of one query that contradicts no documented modifier (of the
+    fact, or of the linked fact `also`); residual 'Other ...' codes rank lower."""
+    def score(c: Candidate) -> float:
+        return c.scores.get(label, 0.0) - _residual(c, fact)
+    found = [c for c in candidates if score(c) >= minimum and not _contradicts(c, fact)
+             and not (also is not None and _contradicts(c, also))]
+    return max(found, key=score) if found else None
+
+
+def _contradicts(candidate: Candidate, fact: Fact) -> bool:
+    """A title naming a value on an axis the note documents differently (stage 5 vs 4)."""
+    title = candidate.title.lower()
+    for m in fact.modifiers:
+        words = AXIS_WORDS.get(m.axis)
+        if words is not None and words.search(title) and not _in_title(m.axis, m.value.lower(),
+                                                                       title):
+            return True
+    return False
+
+
+def _residual(candidate: Candidate, fact: Fact) -> float:
+    other = candidate.title.lower().startswith("other ")
+    return RESIDUAL_PENALTY if other and "other" not in (fact.normalized or "") else 0.0
+
+
+def _carries_modifier(candidate: Candidate, fact: Fact, against: Candidate) -> bool:
+    title, other = candidate.title.lower(), against.title.lower()
+    return any(_in_title(m.axis, m.value.lower(), title)
+               and not _in_title(m.axis, m.value.lower(), other) for m in fact.modifiers)
+
+
+def _names(title: str, term: str) -> bool:
+    """Does a combination title name the linked condition? ('diabetic neuropathy')"""
+    words = [w for w in re.findall(r"[a-z]+", term.lower()) if len(w) >= 5]
+    return any(w[:6] in title.lower() for w in words)
+
+
+def descend(codebook: Codebook, code: str, fact: Fact) -> tuple[str, list[str], list[str]]:
+    """From a category or subcategory down to a billable code, by the documented modifiers.
+    Returns the code, the axes the note lacked, and the modifiers used."""
+    row = codebook.get(code)
+    missing: list[str] = []
+    used: list[str] = []
+    while row is not None and not row.billable:
+        children = codebook.children(row.code)
+        if not children:
+            break
+        pick, by = _match_child(children, fact)
+        if pick is None:
+            axis = _distinguishing_axis(children)
+            pick = _default_child(children)
+            missing.append(axis)
+        elif by:
+            used.append(by)
+        row = pick
+    return (row.code if row else code), missing, used
+
+
+def _match_child(children: list[CodeRow], fact: Fact) -> tuple[CodeRow | None, str]:
+    """The child whose title carries the most documented modifiers that tell the children
+    apart (a value every child shares, like 'type 2' under E11, decides nothing)."""
+    values = [(m.axis, m.value.lower()) for m in fact.modifiers]
+    hits = {c.code: [f"{a}={v}" for a, v in values if _in_title(a, v, c.title.lower())]
+            for c in children}
+    shared = set.intersection(*(set(h) for h in hits.values())) if hits else set()
+    best, best_hits = None, 0
+    for child in children:
+        telling = [h for h in hits[child.code] if h not in shared]
+        if len(telling) > best_hits:
+            best, best_hits = child, len(telling)
+    return best, ", ".join(h for h in hits[best.code] if h not in shared) if best else ""
+
+
+def _default_child(children: list[CodeRow]) -> CodeRow:
+    """What the Index gives when nothing more is documented: 'unspecified', else 'without
+    complications', else the .9 / .0 residual, else the first."""
+    for test in (lambda c: UNSPECIFIED.search(c.title), lambda c: "without" in c.title.lower(),
+                 lambda c: c.code.endswith("9"), lambda c: c.code.endswith("0")):
+        pick = next((c for c in children if test(c)), None)
+        if pick is not None:
+            return pick
+    return children[0]
+
+
+def _in_title(axis: str, value: str, title: str) -> bool:
+    if axis == "ckd_stage":
+        return f"stage {value}" in title or (value == "end stage" and "end stage" in title)
+    if axis == "encounter":
+        return f"{value} encounter" in title or (value == "sequela" and "sequela" in title)
+    if axis == "trimester":
+        return f"{value} trimester" in title
+    return re.search(rf"\b{re.escape(value)}\b", title) is not None
+
+
+def _distinguishing_axis(children: list[CodeRow]) -> str:
+    for axis, words in AXIS_WORDS.items():
+        if sum(bool(words.search(c.title)) for c in children) >= 2:
+            return axis
+    return "specificity"
+
+
+def _fix_laterality(codebook: Codebook, code: str, fact: Fact) -> tuple[str, bool]:
+    """Keep the documented side; with none documented, never keep a guessed side.
+    Returns the code and whether the side was missing."""
+    row = codebook.get(code)
+    if row is None or row.parent is None:
+        return code, False
+    if row.generated and row.kind == "code" and len(code.replace(".", "")) == 7:
+        # The side lives one level up (S52.351 → S52.351A): fix it there, keep the 7th.
+        base, missing = _fix_laterality(codebook, row.parent, fact)
+        if base == row.parent:
+            return code, missing
+        seventh = next((c.code for c in codebook.children(base) if c.code[-1] == code[-1]),
+                       code)
+        return seventh, missing
+    documented = next((m.value for m in fact.modifiers if m.axis == "laterality"), None)
+    coded = next((s for s in SIDES if re.search(rf"\b{s}\b", row.title, re.I)), None)
+    if coded == documented or (coded is None and not (
+            documented and UNSPECIFIED.search(row.title))):
+        return code, False
+    for sibling in codebook.children(row.parent):
+        title = sibling.title.lower()
+        if documented and re.search(rf"\b{documented}\b", title):
+            return sibling.code, False
+        if not documented and "unspecified" in title \
+                and not re.search(r"\b(?:left|right|bilateral)\b", title):
+            return sibling.code, True
+    return code, documented is None
+
+
+def _flags(fact: Fact, missing: list[str], date: str | None) -> list[Flag]:
+    flags = []
+    for axis in missing:
+        flags.append(Flag(kind="unspecified_documentation", missing_axis=axis,
+                          detail=f"the note does not document the {axis.replace('_', ' ')} "
+                          f"of '{fact.text}'; the unspecified code was used"))
+        if axis in query_axes():
+            flags.append(Flag(kind="needs_query", missing_axis=axis,
+                              detail=f"ask the provider for the {axis.replace('_', ' ')}",
+                              query=draft(axis, fact.text, fact.normalized or "", date)))
+    return flags
+
+
+def _why_not(candidate: Candidate, best: Candidate, chosen: CodeRow) -> str:
+    if not candidate.billable:
+        return "category or subcategory: not billable"
+    if candidate.score < best.score:
+        return (f"lower match ({candidate.score:.2f} vs {best.score:.2f}) on "
+                f"'{candidate.matched}'")
+    return f"ranked below {chosen.code} for the documented modifiers"

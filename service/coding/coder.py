@@ -1,0 +1,278 @@
+"""Step 2 orchestration: extraction → which facts to code → retrieval → choice →
+guideline fixes and sequencing → validation. Every decision is recorded per fact.
+
+Setting rules: an uncertain diagnosis ("probable", "r/o") is coded as if established for
+inpatients (Guidelines II.H) and not coded for outpatients, whose symptoms are coded
+instead (IV.H). Negated and hypothetical facts are never coded; family history facts go to
+the family-history codes; procedures wait for CPT work.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ingest.embeddings import Embedder
+from service.codebook import Codebook
+from service.coding.choosers import Choice, Chooser
+from service.coding.models import CodedDiagnosis, CodingResult, FactOutcome, Flag
+from service.coding.queries import draft
+from service.coding.retrieval import guideline_passages, retrieve
+from service.extraction.models import Evidence, Extraction, Fact
+from service.extraction.note_input import NoteInput
+from service.extraction.pipeline import Extractor
+from service.index_registry import YearIndex
+from service.validation import (
+    Citation,
+    applies,
+    covers,
+    load_link_rules,
+    notes_up_tree,
+    validate,
+)
+
+INTEGRAL = Path(__file__).parent.parent / "rules" / "integral_symptoms.json"
+SECTION_PRIORITY = ["diagnoses", "assessment", "assessment_and_plan", "chief_complaint",
+                    "history_of_present_illness", "hospital_course"]
+UNSPECIFIED_TITLE = re.compile(r"\bunspecified\b", re.I)
+NOTE_KINDS = {"excludes1", "excludes2", "code_first", "use_additional_code", "code_also"}
+
+
+def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
+              embedder: Embedder | None, chooser: Chooser) -> CodingResult:
+    extraction = extractor.extract(note)
+    setting = note.setting
+    note_flags: list[Flag] = []
+    if setting is None:
+        note_flags.append(Flag(kind="conflict", detail="no setting given: uncertain "
+                               "diagnoses were handled as outpatient (Guidelines IV.H)"))
+    outcomes: list[FactOutcome] = []
+    chosen: dict[str, tuple[Choice, list[Fact]]] = {}
+    for fact in extraction.facts:
+        skip = _skip_reason(fact, setting or "outpatient")
+        if fact.normalized is None and skip is None:
+            senses = ", ".join(a.expansion or "" for a in extraction.abbreviations
+                               if a.start == fact.start) or "several meanings"
+            note_flags.append(Flag(kind="ambiguous", detail=f"'{fact.text}' is ambiguous",
+                                   query=draft("abbreviation", fact.text,
+                                               date=note.date_of_service, senses=senses)))
+            skip = "ambiguous abbreviation: not coded until clarified"
+        if skip is not None:
+            if fact.assertion == "possible" and fact.kind != "procedure":
+                note_flags.append(Flag(kind="uncertain_diagnosis", detail=skip,
+                                       query=draft("uncertain", fact.text,
+                                                   fact.normalized or "",
+                                                   note.date_of_service)))
+            outcomes.append(FactOutcome(fact=fact.id, text=fact.text, assertion=fact.assertion,
+                                        action="not_coded", reason=skip, queries=[],
+                                        candidates=[]))
+            continue
+        retrieval = retrieve(index, embedder, fact, extraction, note.text)
+        choice = chooser.choose(retrieval, index.codebook, note.date_of_service)
+        queries = [q for _, q in retrieval.queries]
+        if choice is None:
+            outcomes.append(FactOutcome(
+                fact=fact.id, text=fact.text, assertion=fact.assertion, action="not_coded",
+                reason="no candidate matched well enough", queries=queries,
+                candidates=retrieval.candidates))
+            continue
+        if fact.assertion == "possible":
+            choice.confidence = round(choice.confidence * 0.8, 3)
+            choice.flags.append(Flag(kind="uncertain_diagnosis", detail="documented as "
+                                     "uncertain; coded as if established (inpatient, "
+                                     "Guidelines II.H)"))
+        previous = chosen.get(choice.code)
+        if previous is None:
+            chosen[choice.code] = (choice, [fact])
+        else:  # the same code from another fact: one line, both facts as evidence
+            kept = choice if choice.confidence > previous[0].confidence else previous[0]
+            kept.combined_with = list(dict.fromkeys(previous[0].combined_with
+                                                    + choice.combined_with))
+            chosen[choice.code] = (kept, [*previous[1], fact])
+        outcomes.append(FactOutcome(fact=fact.id, text=fact.text, assertion=fact.assertion,
+                                    action="coded", reason=f"{choice.code}: {choice.reason}",
+                                    queries=queries, candidates=retrieval.candidates))
+
+    _fold_combinations(chosen, outcomes, index.codebook)
+    _drop_integral_symptoms(chosen, outcomes)
+    _merge_unspecified_duplicates(chosen, outcomes, index.codebook)
+    codes = _sequence(chosen, extraction)
+    codes, fixes = _apply_guideline_fixes(codes, index.codebook, chosen, outcomes)
+    codes = _code_first_order(index.codebook, index.year, codes)
+    validation = validate(index.codebook, index.year, codes, setting)
+    results = []
+    for n, code in enumerate(codes, start=1):
+        row = index.codebook.get(code)
+        if code in chosen:
+            choice, facts = chosen[code]
+        else:  # put there by a guideline fix
+            choice, facts = fixes[code]
+        results.append(CodedDiagnosis(
+            code=code, title=row.title if row else choice.title, sequence=n,
+            confidence=choice.confidence, facts=[f.id for f in facts],
+            evidence=[Evidence(text=f.text, start=f.start, end=f.end) for f in facts],
+            citations=_citations(index, embedder, code, choice, facts),
+            alternatives=choice.alternatives, flags=choice.flags))
+    for issue in validation.issues:
+        if issue.severity == "error":
+            note_flags.append(Flag(kind="conflict", detail=issue.message))
+    return CodingResult(year=index.year, chooser=chooser.name, model=chooser.model,
+                        setting=setting, codes=results, facts=outcomes, flags=note_flags,
+                        validation=validation, extraction=extraction)
+
+
+def _fold_combinations(chosen: dict[str, tuple[Choice, list[Fact]]],
+                       outcomes: list[FactOutcome], codebook: Codebook) -> None:
+    """A linked fact coded within a combination code ("DM2 w/ neuropathy" → E11.40) loses
+    its own code, unless the combination code's notes ask for that code too (I12.9 asks for
+    the N18 stage)."""
+    for code, (choice, facts) in list(chosen.items()):
+        for partner_id in choice.combined_with:
+            own = next((c for c, (_, fs) in chosen.items()
+                        if c != code and any(f.id == partner_id for f in fs)), None)
+            if own is None:
+                continue
+            asked = [r for n in notes_up_tree(codebook, code)
+                     if n.kind in ("use_additional_code", "code_also") for r in n.refs]
+            if any(covers(r, own) for r in asked):
+                continue
+            _, partner_facts = chosen.pop(own)
+            facts.extend(f for f in partner_facts if f not in facts)
+            for outcome in outcomes:
+                if outcome.fact in {f.id for f in partner_facts}:
+                    outcome.action = "combined"
+                    outcome.reason = f"{code}: combination code with a linked fact ({own} not "
+                    outcome.reason += "coded separately)"
+
+
+def _merge_unspecified_duplicates(chosen: dict[str, tuple[Choice, list[Fact]]],
+                                  outcomes: list[FactOutcome], codebook: Codebook) -> None:
+    """Two codes of one subcategory for one condition (I50.23 and I50.20 for 'acute on
+    chronic systolic CHF (HFrEF)'): the unspecified one goes, its facts join the other."""
+    for code in list(chosen):
+        row = codebook.get(code)
+        if row is None or code not in chosen or not UNSPECIFIED_TITLE.search(row.title):
+            continue
+        sibling = next((c for c in chosen if c != code and c[:5] == code[:5]
+                        and not UNSPECIFIED_TITLE.search(chosen[c][0].title)), None)
+        if sibling is None:
+            continue
+        _, facts = chosen.pop(code)
+        chosen[sibling][1].extend(facts)
+        for outcome in outcomes:
+            if outcome.fact in {f.id for f in facts}:
+                outcome.reason = f"{sibling}: same condition, more specific than {code}"
+
+
+def _skip_reason(fact: Fact, setting: str) -> str | None:
+    if fact.kind == "procedure":
+        return "procedure: CPT/PCS coding is not part of this step"
+    if fact.assertion == "negated":
+        return "negated: not coded"
+    if fact.assertion == "hypothetical":
+        return "hypothetical (a plan, a risk, a return precaution): not coded"
+    if fact.assertion == "possible" and setting == "outpatient":
+        return ("uncertain diagnosis in an outpatient setting: not coded; the symptoms are "
+                "coded instead (Guidelines IV.H)")
+    return None
+
+
+def _drop_integral_symptoms(chosen: dict[str, tuple[Choice, list[Fact]]],
+                            outcomes: list[FactOutcome]) -> None:
+    ranges = json.loads(INTEGRAL.read_text(encoding="utf-8"))["ranges"]
+    confirmed = [c for c, (_, facts) in chosen.items()
+                 if not c.startswith("R") and any(f.assertion == "present" for f in facts)]
+    for code in [c for c in chosen if c.startswith("R")]:
+        rule = next((r for r in ranges if r["from"] <= code[:3] <= r["to"]), None)
+        if rule is None:
+            continue
+        related = [c for c in confirmed if c[0] in rule["definitive"]]
+        if not related:
+            continue
+        _, facts = chosen.pop(code)
+        for outcome in outcomes:
+            if outcome.fact in {f.id for f in facts}:
+                outcome.action = "not_coded"
+                outcome.reason = (f"{code} dropped: a symptom routinely part of "
+                                  f"{', '.join(related)} (Guidelines I.B.5)")
+
+
+def _sequence(chosen: dict[str, tuple[Choice, list[Fact]]], extraction: Extraction) -> list[str]:
+    def key(code: str) -> tuple[int, int]:
+        facts = chosen[code][1]
+        ranks = [SECTION_PRIORITY.index(f.section) if f.section in SECTION_PRIORITY
+                 else len(SECTION_PRIORITY) for f in facts]
+        return min(ranks), min(f.start for f in facts)
+    return sorted(chosen, key=key)
+
+
+def _apply_guideline_fixes(codes: list[str], codebook: Codebook,
+                           chosen: dict[str, tuple[Choice, list[Fact]]],
+                           outcomes: list[FactOutcome]
+                           ) -> tuple[list[str], dict[str, tuple[Choice, list[Fact]]]]:
+    """Apply each guideline rule's fix (I10 + N18 → I12.9 ...); the new code keeps the
+    replaced code's facts, and their outcomes say why."""
+    made: dict[str, tuple[Choice, list[Fact]]] = {}
+    for rule in load_link_rules():
+        if not applies(rule, codes):
+            continue
+        for fix in rule.fix:
+            if "drop" in fix and fix["drop"] in codes:
+                codes = [c for c in codes if c != fix["drop"]]
+                _note_fix(outcomes, chosen, fix["drop"], None, rule.guideline)
+                break
+            wanted = fix.get("if_any")
+            if fix.get("replace") in codes and (
+                    not wanted or any(c.startswith(p) for c in codes for p in wanted)):
+                row = codebook.get(fix["by"])
+                if row is None:
+                    continue
+                old = chosen.get(fix["replace"]) or made.get(fix["replace"])
+                facts = old[1] if old else []
+                made[fix["by"]] = (Choice(code=fix["by"], title=row.title,
+                                          confidence=old[0].confidence if old else 0.9,
+                                          reason=f"guideline {rule.guideline}: {rule.message}",
+                                          matched=old[0].matched if old else ""), facts)
+                codes = [fix["by"] if c == fix["replace"] else c for c in codes]
+                _note_fix(outcomes, chosen, fix["replace"], fix["by"], rule.guideline)
+                break
+    return list(dict.fromkeys(codes)), made
+
+
+def _note_fix(outcomes: list[FactOutcome], chosen: dict[str, tuple[Choice, list[Fact]]],
+              old: str, new: str | None, guideline: str) -> None:
+    ids = {f.id for f in chosen.get(old, (None, []))[1]}
+    for outcome in outcomes:
+        if outcome.fact in ids:
+            if new is None:
+                outcome.action = "not_coded"
+                outcome.reason = f"{old} dropped by guideline {guideline}"
+            else:
+                outcome.reason = f"{new}: replaces {old} by guideline {guideline}"
+
+
+def _code_first_order(codebook: Codebook, year: str, codes: list[str]) -> list[str]:
+    """Move a code a 'code first' note asks for ahead of the code that carries the note."""
+    for _ in range(len(codes)):
+        result = validate(codebook, year, codes)
+        issue = next((i for i in result.issues
+                      if i.kind == "code_first" and i.severity == "error"), None)
+        if issue is None:
+            break
+        first, then = issue.codes
+        codes = [c for c in codes if c != first]
+        codes.insert(codes.index(then), first)
+    return codes
+
+
+def _citations(index: YearIndex, embedder: Embedder | None, code: str, choice: Choice,
+               facts: list[Fact]) -> list[Citation]:
+    out = [Citation(source="index", ref=code, text=choice.matched)] if choice.matched else []
+    for note in notes_up_tree(index.codebook, code):
+        if note.kind in NOTE_KINDS:
+            out.append(Citation(source="tabular", ref=note.code, title=note.kind,
+                                text=note.text))
+    term = next((f.normalized for f in facts if f.normalized), choice.title)
+    out += guideline_passages(index, embedder, term)
+    return out

@@ -29,6 +29,8 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 YearOpt = Annotated[str | None, typer.Option("--year", help="Code year (default: settings)")]
+ChooserOpt = Annotated[str | None, typer.Option(
+    "--chooser", help="rules or llm (default: MEDCODE_CHOOSER, else rules)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 
 
@@ -273,6 +275,7 @@ def code_cmd(
     setting: Annotated[str | None, typer.Option(help="inpatient or outpatient")] = None,
     date_of_service: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD")] = None,
     year: YearOpt = None,
+    chooser: ChooserOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Step 1 and step 2: ICD-10-CM codes for a note, with evidence, citations and flags."""
@@ -293,13 +296,13 @@ def code_cmd(
         index = registry.get(y)  # type: ignore[attr-defined]
     except UnknownYear as exc:
         raise fail(str(exc)) from None
-    from service.coding.choosers import RulesChooser
     from service.coding.coder import code_note
+    from service.coding.factory import make_chooser
     from service.extraction.pipeline import Extractor
 
     extractor = Extractor(vocabulary=vocabulary_codebook(settings, y))
     result = code_note(parsed, extractor, index, registry.embedder,  # type: ignore[attr-defined]
-                       RulesChooser())
+                       make_chooser(settings, chooser))
     if json_out:
         out.print_json(result.model_dump_json())
         return
@@ -318,6 +321,80 @@ def code_cmd(
         out.print(f"[yellow]{flag.kind}[/yellow]: {escape(flag.detail)}", highlight=False)
         if flag.query:
             out.print(f"    query: {escape(flag.query)}", highlight=False)
+
+
+@app.command("eval")
+def eval_cmd(
+    jsonl: Annotated[Path | None, typer.Option(
+        "--jsonl", help="JSONL: id, text, codes, optional setting and date_of_service")] = None,
+    codiesp: Annotated[Path | None, typer.Option(
+        "--codiesp", help="A CodiEsp folder (with dev/ or train/) or one split folder")] = None,
+    split: Annotated[str, typer.Option(help="CodiEsp split")] = "dev",
+    setting: Annotated[str | None, typer.Option(
+        help="Setting for notes that name none (CodiEsp: inpatient)")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="First N notes only")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder")] = None,
+    year: YearOpt = None,
+    chooser_name: ChooserOpt = None,
+) -> None:
+    """Code notes with gold codes and report precision / recall / F1, retrieval recall@k,
+    calibration (with a PNG) and flag counts, as report.json and report.md."""
+    from service.coding.coder import code_note
+    from service.coding.factory import make_chooser
+    from service.evaluation.datasets import DatasetError, load_codiesp, load_jsonl
+    from service.evaluation.report import write_report
+    from service.evaluation.runner import evaluate
+    from service.extraction.note_input import NoteInputError, make_note
+    from service.index_registry import UnknownYear
+
+    if (jsonl is None) == (codiesp is None):
+        raise fail("give exactly one of --jsonl or --codiesp")
+    try:
+        if jsonl is not None:
+            cases = load_jsonl(jsonl, setting)
+            name = jsonl.stem
+        else:
+            assert codiesp is not None
+            cases = load_codiesp(codiesp, split, setting=setting or "inpatient")
+            name = f"codiesp-{split}"
+    except (DatasetError, OSError) as exc:
+        raise fail(str(exc)) from None
+    cases = cases[:limit] if limit else cases
+    settings, registry, y = _registry_and_year(year)
+    try:
+        index = registry.get(y)  # type: ignore[attr-defined]
+    except UnknownYear as exc:
+        raise fail(str(exc)) from None
+    from service.extraction.pipeline import Extractor
+
+    extractor = Extractor(vocabulary=vocabulary_codebook(settings, y))
+    chooser = make_chooser(settings, chooser_name)
+
+    def code(case):  # type: ignore[no-untyped-def]
+        try:
+            note = make_note(case.text, setting=case.setting,
+                             date_of_service=case.date_of_service)
+        except NoteInputError as exc:
+            raise fail(f"case {case.id}: {exc}") from None
+        return code_note(note, extractor, index, registry.embedder, chooser)  # type: ignore[attr-defined]
+
+    def chapter_of(code: str) -> str:
+        row = index.codebook.get(code)
+        chapter = index.codebook.get(f"chapter:{row.chapter}") if row else None
+        return f"{row.chapter}. {chapter.title}" if row and chapter else "?"
+
+    progress = TerminalProgress()
+    with progress.task(f"coding {len(cases)} notes", len(cases)) as advance:
+        last = [0]
+
+        def step(n: int) -> None:
+            advance(n - last[0])
+            last[0] = n
+        report = evaluate(cases, code, chapter_of, step)
+    folder = out_dir or Path("eval_reports") / f"{name}-{chooser.name}"
+    paths = write_report(report, folder, f"{name}, chooser {chooser.name}")
+    out.print((folder / "report.md").read_text(encoding="utf-8"), highlight=False)
+    out.print(f"written: {', '.join(str(p) for p in paths)}", highlight=False)
 
 
 @app.command("validate")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -43,6 +43,19 @@ class Settings(BaseSettings):
         default=True, description="Extend the extraction lexicon with the default year's index "
         "vocabulary (titles, inclusion terms, main terms) when that index is built."
     )
+    chooser: Literal["rules", "llm"] = Field(
+        default="rules", description="Step 2 chooser: rules (deterministic, offline) or llm.")
+    llm_backend: Literal["openai_like", "llama_cpp"] = Field(
+        default="openai_like", description="openai_like: any OpenAI-compatible server "
+        "(vLLM, Ollama, llama.cpp server, hosted APIs); llama_cpp: a GGUF file in-process.")
+    llm_api_base: str = Field(default="http://127.0.0.1:8080/v1",
+                              description="OpenAI-compatible endpoint for openai_like.")
+    llm_api_key: str = Field(default="none", description="API key for openai_like.")
+    llm_model: str = Field(
+        default="qwen2.5-coder-0.5b", description="Model name sent to the server; for "
+        "llama_cpp without llm_model_path, a packaged model: qwen2.5-coder-0.5b or smollm2-135m.")
+    llm_model_path: Path | None = Field(default=None, description="GGUF file for llama_cpp.")
+    llm_timeout: float = Field(default=120.0, description="Seconds per model call.")
     host: str = "127.0.0.1"
     port: int = 8000
 

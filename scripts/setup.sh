@@ -12,4 +12,5 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   # TORCH_SPEC lets a machine whose PyPI mirror serves CUDA builds point at a CPU wheel instead.
   .venv/bin/pip install --quiet ${TORCH_SPEC:-"torch==2.13.0"}
 fi
-.venv/bin/pip install --quiet -e ".[dev]"
+# MEDCODE_EXTRAS: e.g. dev,llm (llama-cpp-python compiles from source, ~5 min) or dev,llm,qwen.
+.venv/bin/pip install --quiet -e ".[${MEDCODE_EXTRAS:-dev}]"

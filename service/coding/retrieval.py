@@ -19,6 +19,7 @@ from service.lookup import lookup
 from service.validation import Citation
 
 PER_QUERY = 20
+EXCERPT = 200  # characters of note each side of a fact, for a model's prompt
 TOP_CANDIDATES = 20
 # How a modifier reads inside an index query ("chronic kidney disease stage 3a").
 PHRASES = {
@@ -36,6 +37,7 @@ class FactRetrieval:
     candidates: list[Candidate]
     partners: dict[str, str]  # label of a combination query → partner fact id
     partner_facts: dict[str, Fact]  # label → the partner fact
+    excerpt: str = ""  # the note around the fact, for a model's prompt
 
 
 SITE_AFTER = re.compile(r"\s+((?:of|in|on|to)\s+(?:the\s+)?[a-z][a-z \-]{2,40}?)(?=[,.;:\n]|$)",
@@ -98,7 +100,9 @@ def retrieve(index: YearIndex, embedder: Embedder | None, fact: Fact,
         keep |= {c.code for c in sorted(ranked, key=lambda c: -c.scores.get(label, 0))[:3]}
     by_id = {f.id: f for f in extraction.facts}
     linked = {label: by_id[fid] for label, fid in partners.items()}
-    return FactRetrieval(fact, queries, [c for c in ranked if c.code in keep], partners, linked)
+    excerpt = text[max(0, fact.start - EXCERPT):fact.end + EXCERPT] if text else fact.text
+    return FactRetrieval(fact, queries, [c for c in ranked if c.code in keep], partners, linked,
+                         excerpt)
 
 
 def guideline_passages(index: YearIndex, embedder: Embedder | None, text: str,

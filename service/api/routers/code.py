@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.deps import ExtractorDep, RegistryDep, YearIndexDep
+from service.api.deps import ExtractorDep, RegistryDep, SettingsDep, YearIndexDep
 from service.api.routers.extract import ExtractRequest, _from_json
-from service.coding.choosers import RulesChooser
 from service.coding.coder import code_note
+from service.coding.factory import make_chooser
 from service.coding.models import CodingResult
 from service.extraction.models import Setting
 from service.extraction.note_input import NoteInputError
@@ -30,11 +30,12 @@ MAX_BODY_BYTES = 216_384
                  "required": True}})
 async def code(
     request: Request, extractor: ExtractorDep, index: YearIndexDep, registry: RegistryDep,
-    setting: Annotated[Setting | None, Query()] = None,
+    settings: SettingsDep, setting: Annotated[Setting | None, Query()] = None,
 ) -> CodingResult:
-    """Step 1 then step 2 with the `rules` chooser. The same JSON body as /v1/extract
-    (`text` or `fhir`, plus setting, date of service, age, sex); `?year=` picks the code
-    year. Without a setting, uncertain diagnoses are handled as outpatient (flagged)."""
+    """Step 1 then step 2 with the configured chooser (MEDCODE_CHOOSER, default rules).
+    The same JSON body as /v1/extract (`text` or `fhir`, plus setting, date of service,
+    age, sex); `?year=` picks the code year. Without a setting, uncertain diagnoses are
+    handled as outpatient (flagged)."""
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise HTTPException(413, f"request body is {len(body):,} bytes; a note may be at most "
@@ -46,7 +47,7 @@ async def code(
         raise HTTPException(exc.status, str(exc)) from exc
     started = time.perf_counter()
     result = await run_in_threadpool(code_note, note, extractor, index, registry.embedder,
-                                     RulesChooser())
+                                     make_chooser(settings))
     log.info("%s note#%s codes=%d %.1fms", request.state.request_id, note.sha256[:12],
              len(result.codes), (time.perf_counter() - started) * 1000)
     return result

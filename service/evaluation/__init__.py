@@ -1,0 +1,1 @@
+"""Evaluation harness: run the coder on notes with gold codes and report the metrics."""

@@ -1,0 +1,55 @@
+"""Run a coder over evaluation cases and gather the metrics into one report."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from service.coding.models import CodingResult
+from service.evaluation import metrics
+from service.evaluation.datasets import EvalCase
+
+
+def predict(case: EvalCase, result: CodingResult, seconds: float) -> metrics.Prediction:
+    flags: Counter[str] = Counter(f.kind for f in result.flags)
+    for code in result.codes:
+        flags.update(f.kind for f in code.flags)
+    ranked = [[c.code for c in sorted(f.candidates, key=lambda c: -c.score)]
+              for f in result.facts if f.candidates]
+    return metrics.Prediction(case_id=case.id, gold=case.codes,
+                              codes=[(c.code, c.confidence) for c in result.codes],
+                              candidates=ranked, flags=flags, seconds=seconds)
+
+
+def evaluate(cases: Iterable[EvalCase], code: Callable[[EvalCase], CodingResult],
+             chapter_of: Callable[[str], str],
+             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    predictions = []
+    chooser = model = year = None
+    for n, case in enumerate(cases, start=1):
+        started = time.perf_counter()
+        result = code(case)
+        predictions.append(predict(case, result, time.perf_counter() - started))
+        chooser, model, year = result.chooser, result.model, result.year
+        if progress:
+            progress(n)
+    seconds = [p.seconds for p in predictions]
+    return {
+        "year": year, "chooser": chooser, "model": model, "cases": len(predictions),
+        "gold_codes": sum(len(p.gold) for p in predictions),
+        "predicted_codes": sum(len(p.codes) for p in predictions),
+        "code": metrics.prf(predictions, "code"),
+        "category": metrics.prf(predictions, "category"),
+        "per_chapter": metrics.per_chapter(predictions, chapter_of),
+        "retrieval_recall": metrics.recall_at_k(predictions),
+        "calibration": metrics.calibration(predictions),
+        "flags": metrics.flag_counts(predictions),
+        "seconds_per_note": {"mean": round(statistics.mean(seconds), 3),
+                             "p50": round(statistics.median(seconds), 3),
+                             "max": round(max(seconds), 3)} if seconds else {},
+        "notes": [{"id": p.case_id, "gold": list(p.gold), "predicted": p.codes,
+                   "seconds": round(p.seconds, 3)} for p in predictions],
+    }

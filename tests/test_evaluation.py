@@ -1,0 +1,98 @@
+"""Evaluation harness: metrics on hand-made predictions, dataset loaders, and `medcode eval`
+end to end on the FY2025 index."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from service.evaluation import metrics
+from service.evaluation.datasets import DatasetError, load_codiesp, load_jsonl
+from service.evaluation.metrics import Prediction
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pred(gold: tuple[str, ...], codes: list[tuple[str, float]],
+         candidates: list[list[str]] | None = None) -> Prediction:
+    return Prediction("x", gold, codes, candidates or [], Counter({"needs_query": 1}))
+
+
+def test_micro_macro_and_category_scores() -> None:
+    preds = [pred(("E11.22", "N18.31", "I10"), [("E11.22", 0.9), ("N18.30", 0.8)]),
+             pred(("J18.9",), [("J18.9", 0.7), ("R05.9", 0.6)])]
+    code = metrics.prf(preds, "code")
+    assert code["micro"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "tp": 2,
+                             "predicted": 4, "gold": 4}
+    # labels: E11.22 (1/1), N18.31 (r 0), I10 (r 0), N18.30 (p 0), J18.9 (1/1), R05.9 (p 0)
+    assert code["macro"]["labels"] == 6
+    assert code["macro"]["recall"] == pytest.approx(2 / 6, abs=1e-4)
+    category = metrics.prf(preds, "category")
+    assert category["micro"]["tp"] == 3  # E11, N18, J18
+    assert category["micro"]["gold"] == 4 and category["micro"]["predicted"] == 4
+
+
+def test_gold_without_seventh_character_matches_on_its_characters() -> None:
+    assert metrics.matches("S72.001A", "S72.001")
+    assert not metrics.matches("S72.002A", "S72.001")
+    assert not metrics.matches("E11.65", "E11.6")
+
+
+def test_recall_at_k_and_calibration() -> None:
+    p = pred(("E11.22", "I10"), [("E11.22", 0.95), ("I12.9", 0.85)],
+             [["E11.9", "E11.22"], ["I12.9", "I10"]])
+    rec = metrics.recall_at_k([p], ks=(1, 2))
+    assert rec["code"] == {"@1": 0.0, "@2": 1.0}
+    cal = metrics.calibration([p])
+    # bin 0.9-1.0: one correct at 0.95; bin 0.8-0.9: one wrong at 0.85
+    assert cal["ece"] == pytest.approx((abs(1 - 0.95) + abs(0 - 0.85)) / 2, abs=1e-4)
+    assert [row["n"] for row in cal["table"]] == [1, 1]
+    assert metrics.flag_counts([p, p]) == {"needs_query": 2}
+
+
+def test_loaders(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "DM2.", "codes": ["e11.9", "E11.9"]})
+                    + "\n\n", encoding="utf-8")
+    (case,) = load_jsonl(path, "outpatient")
+    assert (case.codes, case.setting) == (("E11.9",), "outpatient")
+    path.write_text('{"id": "a"}\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"notes.jsonl:1: needs a JSON object"):
+        load_jsonl(path)
+    split = tmp_path / "codiesp" / "dev"
+    (split / "text_files_en").mkdir(parents=True)
+    (split / "text_files_en" / "S1.txt").write_text("Pneumonia.", encoding="utf-8")
+    (split / "devD.tsv").write_text("S1\tj18.9\nS1\tr05\n", encoding="utf-8")
+    (case,) = load_codiesp(tmp_path / "codiesp", "dev")
+    assert (case.id, case.codes, case.setting) == ("S1", ("J18.9", "R05"), "inpatient")
+    with pytest.raises(DatasetError, match="not a CodiEsp split"):
+        load_codiesp(tmp_path / "codiesp", "train")
+
+
+def test_medcode_eval_end_to_end(tmp_path: Path, full_index_dir: Path) -> None:
+    cases = [
+        {"id": "1", "text": "Assessment: DM2 and CKD stage 3a.", "codes": ["E11.22", "N18.31"],
+         "setting": "outpatient"},
+        {"id": "2", "text": "Cough and fever. r/o pneumonia.", "codes": ["R05.9", "R50.9"],
+         "setting": "outpatient"},
+        {"id": "3", "text": "L knee pain.", "codes": ["M25.562"]},
+    ]
+    data = tmp_path / "gold.jsonl"
+    data.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
+    env = dict(os.environ, MEDCODE_INDEX_DIR=str(full_index_dir))
+    done = subprocess.run([sys.executable, "-m", "medcode", "eval", "--jsonl", str(data),
+                           "--out", str(tmp_path / "report")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["cases"] == 3 and report["chooser"] == "rules"
+    assert report["code"]["micro"]["f1"] == 1.0
+    assert report["retrieval_recall"]["code"]["@20"] == 1.0
+    assert (tmp_path / "report" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| full code |" in (tmp_path / "report" / "report.md").read_text()

@@ -383,6 +383,10 @@ def eval_cmd(
         chapter = index.codebook.get(f"chapter:{row.chapter}") if row else None
         return f"{row.chapter}. {chapter.title}" if row and chapter else "?"
 
+    def billable(code: str) -> bool | None:
+        row = index.codebook.get(code)
+        return row.billable if row else None
+
     progress = TerminalProgress()
     with progress.task(f"coding {len(cases)} notes", len(cases)) as advance:
         last = [0]
@@ -390,7 +394,7 @@ def eval_cmd(
         def step(n: int) -> None:
             advance(n - last[0])
             last[0] = n
-        report = evaluate(cases, code, chapter_of, step)
+        report = evaluate(cases, code, chapter_of, billable, step)
     folder = out_dir or Path("eval_reports") / f"{name}-{chooser.name}"
     paths = write_report(report, folder, f"{name}, chooser {chooser.name}")
     out.print((folder / "report.md").read_text(encoding="utf-8"), highlight=False)

@@ -25,6 +25,8 @@ SPECIFIC_MIN = 0.7
 COMBINATION_MIN = 0.75
 # A residual "Other ..." code only when the note says "other".
 RESIDUAL_PENALTY = 0.1
+Z_TERMS = re.compile(r"histor|status|screening|encounter|presence|absence|carrier|exposure|"
+                     r"pregnan|dependence on|long[- ]term|allerg|transplant|follow", re.I)
 SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
 UNSPECIFIED = re.compile(r"\bunspecified\b|\bNOS\b", re.I)
 # What distinguishes sibling codes, read from their titles: the axis a note must document.
@@ -123,7 +125,7 @@ def _top(candidates: list[Candidate], label: str, fact: Fact,
     def score(c: Candidate) -> float:
         return c.scores.get(label, 0.0) - _residual(c, fact)
     found = [c for c in candidates if score(c) >= minimum and not _contradicts(c, fact)
-             and not (also is not None and _contradicts(c, also))]
+             and not (also is not None and _contradicts(c, also)) and _z_allowed(c, fact)]
     return max(found, key=score) if found else None
 
 
@@ -136,6 +138,15 @@ def _contradicts(candidate: Candidate, fact: Fact) -> bool:
                                                                        title):
             return True
     return False
+
+
+def _z_allowed(candidate: Candidate, fact: Fact) -> bool:
+    """Z codes (encounters, screening, status, history) only for what the note calls so:
+    a 'tumor' is not a 'screening for malignant neoplasm'."""
+    if not candidate.code.startswith("Z"):
+        return True
+    return fact.assertion in ("historical", "family") or bool(
+        Z_TERMS.search(fact.normalized or ""))
 
 
 def _residual(candidate: Candidate, fact: Fact) -> float:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ingest.embeddings import Embedder
 from service.codebook import Codebook
+from service.coding.calibration import calibrate
 from service.coding.choosers import Choice, Chooser
 from service.coding.models import CodedDiagnosis, CodingResult, FactOutcome, Flag
 from service.coding.queries import draft
@@ -110,7 +111,8 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
             choice, facts = fixes[code]
         results.append(CodedDiagnosis(
             code=code, title=row.title if row else choice.title, sequence=n,
-            confidence=choice.confidence, facts=[f.id for f in facts],
+            confidence=calibrate(choice.confidence), match_score=choice.confidence,
+            facts=[f.id for f in facts],
             evidence=[Evidence(text=f.text, start=f.start, end=f.end) for f in facts],
             citations=_citations(index, embedder, code, choice, facts),
             alternatives=choice.alternatives, flags=choice.flags))

@@ -43,7 +43,9 @@ class CodedDiagnosis(BaseModel):
     code: str
     title: str
     sequence: int
-    confidence: float = Field(ge=0, le=1)
+    confidence: float = Field(ge=0, le=1, description="Calibrated: about the share of codes "
+                              "given this confidence that were right in evaluation")
+    match_score: float = Field(ge=0, le=1.5, description="The chooser's raw score")
     facts: list[str] = Field(description="Ids of the extraction facts it codes")
     evidence: list[Evidence]
     citations: list[Citation]

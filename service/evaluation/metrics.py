@@ -1,8 +1,10 @@
 """Metrics: precision / recall / F1 (micro and macro, full code and category, per chapter),
 retrieval recall@k of gold codes among the candidates, calibration, flag counts.
 
-Gold codes that lack a required 7th character (CodiEsp has some) match a prediction on
-their own characters: gold S72.001 is matched by S72.001A.
+Gold codes that are not billable in the evaluated code year match a prediction under them:
+CodiEsp's injury codes that lack the 7th character (gold S72.001, predicted S72.001A), and
+codes that were billable when the gold was made but have since been expanded (R51 → R51.9
+in FY2021, R05 → R05.9 and M54.5 → M54.50 in FY2022). `expanded` lists those gold codes.
 """
 
 from __future__ import annotations
@@ -19,11 +21,17 @@ class Prediction:
     candidates: list[list[str]]  # per fact, ranked candidate codes
     flags: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    raw: list[float] = field(default_factory=list)  # the chooser's scores before calibration
+
+
+EXPANDED: set[str] = set()  # set by the runner from the code year's codebook
 
 
 def matches(predicted: str, gold: str) -> bool:
-    return predicted == gold or (len(gold.replace(".", "")) == 6
-                                 and predicted.replace(".", "")[:6] == gold.replace(".", ""))
+    if predicted == gold:
+        return True
+    flat = gold.replace(".", "")
+    return gold in EXPANDED and predicted.replace(".", "").startswith(flat)
 
 
 def category(code: str) -> str:

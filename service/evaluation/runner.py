@@ -21,12 +21,17 @@ def predict(case: EvalCase, result: CodingResult, seconds: float) -> metrics.Pre
               for f in result.facts if f.candidates]
     return metrics.Prediction(case_id=case.id, gold=case.codes,
                               codes=[(c.code, c.confidence) for c in result.codes],
+                              raw=[c.match_score for c in result.codes],
                               candidates=ranked, flags=flags, seconds=seconds)
 
 
 def evaluate(cases: Iterable[EvalCase], code: Callable[[EvalCase], CodingResult],
-             chapter_of: Callable[[str], str],
+             chapter_of: Callable[[str], str], is_billable: Callable[[str], bool | None],
              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    cases = list(cases)
+    # Gold codes not billable this year match the codes under them (see metrics.matches).
+    metrics.EXPANDED.clear()
+    metrics.EXPANDED.update(g for case in cases for g in case.codes if is_billable(g) is False)
     predictions = []
     chooser = model = year = None
     for n, case in enumerate(cases, start=1):
@@ -47,9 +52,12 @@ def evaluate(cases: Iterable[EvalCase], code: Callable[[EvalCase], CodingResult]
         "retrieval_recall": metrics.recall_at_k(predictions),
         "calibration": metrics.calibration(predictions),
         "flags": metrics.flag_counts(predictions),
+        "gold_not_billable_this_year": sorted(metrics.EXPANDED),
         "seconds_per_note": {"mean": round(statistics.mean(seconds), 3),
                              "p50": round(statistics.median(seconds), 3),
                              "max": round(max(seconds), 3)} if seconds else {},
-        "notes": [{"id": p.case_id, "gold": list(p.gold), "predicted": p.codes,
+        "notes": [{"id": p.case_id, "gold": list(p.gold),
+                   "predicted": [[c, conf, raw] for (c, conf), raw in zip(p.codes, p.raw,
+                                                                           strict=True)],
                    "seconds": round(p.seconds, 3)} for p in predictions],
     }

@@ -56,6 +56,8 @@ def main() -> None:
     print("| chooser | p50 | p95 | codes per note |\n|---|---|---|---|")
     print(f"| rules | {q[9]:.0f} ms | {q[18]:.0f} ms (target ≤ 300) | "
           f"{statistics.mean(codes):.1f} |")
+    if args.llm_notes == 0:
+        return
     try:
         llm = make_chooser(Settings(chooser="llm", llm_backend="llama_cpp",
                                     llm_model="qwen2.5-coder-0.5b"))

@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                     # everything (~35 min here)
     python benchmarks/run.py --quick             # skip the cold index build
-    python benchmarks/run.py --only extraction   # one section: index or extraction
+    python benchmarks/run.py --only extraction   # one section: index, extraction or coding
 
 Each section lives between its own markers in docs/benchmarks.md.
 """
@@ -47,6 +47,10 @@ def main() -> None:
     if only in (None, "extraction"):
         body = f"{stamp} --only extraction`.\n\n" + run("bench_extraction.py")
         replace_section("extraction", body)
+        print(body)
+    if only in (None, "coding"):
+        body = f"{stamp} --only coding`.\n\n" + run("bench_coding.py", "--llm-notes", "0")
+        replace_section("coding-latency", body)
         print(body)
 
 

@@ -111,7 +111,10 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
             choice, facts = fixes[code]
         results.append(CodedDiagnosis(
             code=code, title=row.title if row else choice.title, sequence=n,
-            confidence=calibrate(choice.confidence), match_score=choice.confidence,
+            # The calibration was fit on the rules chooser's scores; a model's stated
+            # confidence is reported as it is.
+            confidence=calibrate(choice.confidence) if chooser.name == "rules"
+            else choice.confidence, match_score=choice.confidence,
             facts=[f.id for f in facts],
             evidence=[Evidence(text=f.text, start=f.start, end=f.end) for f in facts],
             citations=_citations(index, embedder, code, choice, facts),

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 
-from medcode.settings import Settings, get_settings, vocabulary_codebook
+from medcode.settings import get_settings, vocabulary_codebook
 
 app = typer.Typer(help="medcode: ICD-10-CM coding decision support.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Build code-year indexes from official sources.",
@@ -190,13 +190,18 @@ def index_findings(
         out.print(f"{f['kind']}\t{mark}\t{f['subject']}\t{f['detail']}", highlight=False)
 
 
-def _registry_and_year(year: str | None) -> tuple[Settings, object, str]:
-    from service.index_registry import IndexRegistry
+def _year_index(year: str | None):  # type: ignore[no-untyped-def]
+    """(settings, registry, year, that year's index); a one-line error if it is not built."""
+    from service.index_registry import IndexRegistry, UnknownYear
 
     settings = get_settings()
     registry = IndexRegistry(settings.index_dir, settings.embedding_backend,
                              settings.embedding_model_path, settings.cache_dir)
-    return settings, registry, year or settings.default_year
+    y = year or settings.default_year
+    try:
+        return settings, registry, y, registry.get(y)
+    except UnknownYear as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command("lookup")
@@ -207,15 +212,10 @@ def lookup_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Look a term up in the Alphabetic Index and Tabular List."""
-    from service.index_registry import UnknownYear
     from service.lookup import lookup
 
-    _, registry, y = _registry_and_year(year)
-    try:
-        index = registry.get(y)  # type: ignore[attr-defined]
-    except UnknownYear as exc:
-        raise fail(str(exc)) from None
-    hits = lookup(index, query, registry.embedder, limit)  # type: ignore[attr-defined]
+    _, registry, _, index = _year_index(year)
+    hits = lookup(index, query, registry.embedder, limit)
     if json_out:
         out.print_json(json.dumps([
             {"code": h.code, "title": h.title, "billable": h.billable, "score": h.score,
@@ -237,14 +237,12 @@ def code_info_cmd(
     """Title, billable status, hierarchy, notes, 7th characters and index paths of a code."""
     from service.code_info import code_info
     from service.codebook import MalformedCode, normalize_code
-    from service.index_registry import UnknownYear
 
-    _, registry, y = _registry_and_year(year)
     try:
         normalized = normalize_code(code)
-        index = registry.get(y)  # type: ignore[attr-defined]
-    except (MalformedCode, UnknownYear) as exc:
+    except MalformedCode as exc:
         raise fail(str(exc)) from None
+    _, _, y, index = _year_index(year)
     info = code_info(index.codebook, y, normalized)
     if info is None:
         raise fail(f"{normalized} is not an ICD-10-CM code in the {y} Tabular List", 1)
@@ -282,7 +280,6 @@ def code_cmd(
     from rich.markup import escape
 
     from service.extraction.note_input import NoteInputError, parse_note_bytes
-    from service.index_registry import UnknownYear
 
     try:
         data = sys.stdin.buffer.read() if str(note) == "-" else note.read_bytes()
@@ -291,17 +288,13 @@ def code_cmd(
         raise fail(f"{note}: {exc.strerror}") from None
     except NoteInputError as exc:
         raise fail(f"{note}: {exc}") from None
-    settings, registry, y = _registry_and_year(year)
-    try:
-        index = registry.get(y)  # type: ignore[attr-defined]
-    except UnknownYear as exc:
-        raise fail(str(exc)) from None
+    settings, registry, y, index = _year_index(year)
     from service.coding.coder import code_note
     from service.coding.factory import make_chooser
     from service.extraction.pipeline import Extractor
 
     extractor = Extractor(vocabulary=vocabulary_codebook(settings, y))
-    result = code_note(parsed, extractor, index, registry.embedder,  # type: ignore[attr-defined]
+    result = code_note(parsed, extractor, index, registry.embedder,
                        make_chooser(settings, chooser))
     if json_out:
         out.print_json(result.model_dump_json())
@@ -345,7 +338,6 @@ def eval_cmd(
     from service.evaluation.report import write_report
     from service.evaluation.runner import evaluate
     from service.extraction.note_input import NoteInputError, make_note
-    from service.index_registry import UnknownYear
 
     if (jsonl is None) == (codiesp is None):
         raise fail("give exactly one of --jsonl or --codiesp")
@@ -360,11 +352,7 @@ def eval_cmd(
     except (DatasetError, OSError) as exc:
         raise fail(str(exc)) from None
     cases = cases[:limit] if limit else cases
-    settings, registry, y = _registry_and_year(year)
-    try:
-        index = registry.get(y)  # type: ignore[attr-defined]
-    except UnknownYear as exc:
-        raise fail(str(exc)) from None
+    settings, registry, y, index = _year_index(year)
     from service.extraction.pipeline import Extractor
 
     extractor = Extractor(vocabulary=vocabulary_codebook(settings, y))
@@ -376,7 +364,7 @@ def eval_cmd(
                              date_of_service=case.date_of_service)
         except NoteInputError as exc:
             raise fail(f"case {case.id}: {exc}") from None
-        return code_note(note, extractor, index, registry.embedder, chooser)  # type: ignore[attr-defined]
+        return code_note(note, extractor, index, registry.embedder, chooser)
 
     def chapter_of(code: str) -> str:
         row = index.codebook.get(code)
@@ -412,14 +400,9 @@ def validate_cmd(
     Exit code 1 when an error is found."""
     from rich.markup import escape
 
-    from service.index_registry import UnknownYear
     from service.validation import validate
 
-    _, registry, y = _registry_and_year(year)
-    try:
-        index = registry.get(y)  # type: ignore[attr-defined]
-    except UnknownYear as exc:
-        raise fail(str(exc)) from None
+    _, _, y, index = _year_index(year)
     result = validate(index.codebook, y, codes, setting)
     if json_out:
         out.print_json(result.model_dump_json())

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,16 +28,24 @@ def start_server(env: dict[str, str]) -> tuple[httpx.Client, subprocess.Popen[st
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    deadline = time.time() + 60
+    wait_until_up(f"http://127.0.0.1:{port}/healthz", server,
+                  lambda: server.stdout.read() if server.stdout else "")
+    return client, server
+
+
+def wait_until_up(url: str, process: subprocess.Popen[str], output: Callable[[], str],
+                  seconds: float = 60) -> None:
+    """Poll `url` until it answers 200; fail with the process's output if it never does."""
+    deadline = time.time() + seconds
     while True:
         try:
-            if client.get("/healthz").status_code == 200:
-                return client, server
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
         except httpx.TransportError:
             pass
-        if time.time() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail(f"server did not start: {server.stdout.read() if server.stdout else ''}")
+        if time.time() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail(f"{url} never answered: {output()[-2000:]}")
         time.sleep(0.2)
 
 

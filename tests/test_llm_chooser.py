@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from medcode.settings import Settings, get_settings
@@ -20,7 +18,7 @@ from service.coding.llm_chooser import parse_answer
 from service.extraction.note_input import make_note
 from service.extraction.pipeline import Extractor
 from service.index_registry import IndexRegistry
-from tests.server import free_port
+from tests.server import free_port, wait_until_up
 
 IDS = ["C1", "C2", "C3"]
 
@@ -78,17 +76,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
          "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2",
          "--verbose", "False"], stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.time() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.fail(f"llama_cpp.server did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.5)
+    wait_until_up(f"{base}/models", server, log_path.read_text, seconds=120)
     yield base
     server.terminate()
     server.wait(timeout=20)

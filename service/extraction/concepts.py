@@ -57,6 +57,14 @@ def target_rules(concepts: list[Concept], ambiguous: dict[str, list]) -> list[Ta
     # A curated ambiguous abbreviation overrides a lexicon entry of the same surface.
     rules = [TargetRule(c.surface, c.kind.upper(), metadata={"concept": c})
              for c in concepts if c.surface not in ambiguous]
+    # Notes write plurals ("adenopathies", "renal cysts"); each surface also matches its
+    # plural unless the lexicon lists that form itself.
+    surfaces = {c.surface for c in concepts}
+    for c in concepts:
+        plural = pluralize(c.surface)
+        if plural and plural not in surfaces and c.surface not in ambiguous:
+            surfaces.add(plural)
+            rules.append(TargetRule(plural, c.kind.upper(), metadata={"concept": c}))
     for abbreviation, senses in ambiguous.items():
         if not any(s.concept for s in senses):
             continue
@@ -66,3 +74,26 @@ def target_rules(concepts: list[Concept], ambiguous: dict[str, list]) -> list[Ta
         rules.append(TargetRule(written, ABBREVIATION_LABEL, pattern=pattern,
                                 metadata={"abbreviation": abbreviation}))
     return rules
+
+
+UNCOUNTABLE = ("pain", "edema", "fever", "anemia", "hypertension", "disease", "failure",
+               "insufficiency", "dyspnea", "syndrome", "obesity", "sepsis")
+
+
+def pluralize(surface: str) -> str | None:
+    """The English plural of a surface's last word, or None where it has none worth
+    matching (short words, abbreviations, mass nouns)."""
+    head, _, last = surface.rpartition(" ")
+    if len(last) < 4 or not last.isalpha() or last.endswith(UNCOUNTABLE):
+        return None
+    if last.endswith("is"):  # metastasis → metastases
+        plural = last[:-2] + "es"
+    elif last.endswith("us") and not last.endswith("ous"):  # calculus → calculi
+        plural = last[:-2] + "i"
+    elif last.endswith("y") and last[-2] not in "aeiou":
+        plural = last[:-1] + "ies"
+    elif last.endswith(("s", "x", "ch", "sh")):
+        return None
+    else:
+        plural = last + "s"
+    return f"{head} {plural}" if head else plural

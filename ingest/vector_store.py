@@ -10,6 +10,7 @@ function would download a model).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,26 @@ class VectorIndex:
 
     def count(self, collection: str) -> int:
         return self.stores[collection].client.count()
+
+    def query_many(self, collection: str, embeddings: np.ndarray, k: int
+                   ) -> list[list[VectorHit]]:
+        """One Chroma call for many query vectors (a note's facts); the same hits and
+        scores as query() for each."""
+        if len(embeddings) == 0:
+            return []
+        result = self.stores[collection].client.query(
+            query_embeddings=embeddings.tolist(), n_results=k,
+            include=["documents", "metadatas", "distances"])
+        out: list[list[VectorHit]] = []
+        for ids, docs, metas, dists in zip(result["ids"], result["documents"] or [],
+                                           result["metadatas"] or [], result["distances"] or [],
+                                           strict=True):
+            # llama-index's Chroma store reports exp(-distance) as the similarity.
+            out.append([VectorHit(id=i, text=d or "", score=math.exp(-dist),
+                                  metadata={key: v for key, v in (m or {}).items()
+                                            if not key.startswith("_")})
+                        for i, d, m, dist in zip(ids, docs, metas, dists, strict=True)])
+        return out
 
     def query(self, collection: str, embedding: np.ndarray, k: int) -> list[VectorHit]:
         result = self.stores[collection].query(

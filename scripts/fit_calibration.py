@@ -1,8 +1,11 @@
 """Fit the confidence calibration from an evaluation report (use a split you do not report):
 
+    medcode eval --codiesp ../shared/eval/codiesp --split train \
+        --out eval_reports/codiesp-train-rules
     python scripts/fit_calibration.py eval_reports/codiesp-train-rules/report.json
 
-Writes service/rules/confidence_calibration.json.
+Writes service/rules/confidence_calibration.json: logistic weights over the signals each
+coded diagnosis carries (service/coding/calibration.py).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from service.coding.calibration import PATH, isotonic  # noqa: E402
+from service.coding.calibration import PATH, fit_logistic  # noqa: E402
 from service.evaluation import metrics  # noqa: E402
 
 
@@ -22,17 +25,25 @@ def main() -> None:
     if len(sys.argv) != 2 or not Path(sys.argv[1]).is_file():
         sys.exit("usage: fit_calibration.py REPORT.json (from medcode eval)")
     report = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    if report["chooser"] != "rules":
+        sys.exit("fit_calibration.py: the calibration is for the rules chooser's results")
     metrics.EXPANDED.update(report.get("gold_not_billable_this_year", []))
-    pairs = [(raw, any(metrics.matches(code, g) for g in note["gold"]))
-             for note in report["notes"] for code, _, raw in note["predicted"]]
-    points = isotonic(pairs)
+    rows, labels = [], []
+    for note in report["notes"]:
+        for (code, _, _), signals in zip(note["predicted"], note.get("signals", []), strict=True):
+            rows.append(signals)
+            labels.append(any(metrics.matches(code, g) for g in note["gold"]))
+    if not rows:
+        sys.exit("fit_calibration.py: the report has no per-code signals (rerun medcode eval)")
+    weights, bias = fit_logistic(rows, labels)
     PATH.write_text(json.dumps({
-        "about": "Isotonic map from the chooser's raw score to the share of codes that were "
-                 f"right, fit on {report['cases']} notes ({Path(sys.argv[1]).parent.name}, "
-                 f"chooser {report['chooser']}, FY{report['year']}) by "
-                 "scripts/fit_calibration.py. Refit after changing retrieval or the chooser.",
-        "points": points}, indent=1) + "\n", encoding="utf-8")
-    print(f"{len(pairs)} codes → {len(points)} points written to {PATH}")
+        "about": "Logistic weights: confidence = 1 / (1 + exp(-(bias + sum(weight * signal)))). "
+                 f"Fit on {len(rows)} coded diagnoses of {report['cases']} notes "
+                 f"({Path(sys.argv[1]).parent.name}, chooser {report['chooser']}, "
+                 f"FY{report['year']}) by scripts/fit_calibration.py. Refit after changing "
+                 "extraction, retrieval or the chooser.",
+        "bias": bias, "weights": weights}, indent=1) + "\n", encoding="utf-8")
+    print(f"{len(rows)} codes ({sum(labels)} right) → {len(weights)} weights written to {PATH}")
 
 
 if __name__ == "__main__":

@@ -171,5 +171,16 @@ class Codebook:
             (match, limit),
         ).fetchall()
 
+    def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
+        """(path, code) of the Neoplasm table cell for a site row ("testis") and a column
+        (malignant_primary, benign, unspecified_behavior, ...), or None."""
+        row = self.db.execute(
+            "SELECT t.path, c.code_ref FROM index_terms t JOIN table_cells c ON c.term_id = t.id "
+            "WHERE t.source = 'neoplasm' AND t.level = 1 AND c.col = ? AND "
+            "(lower(t.title) = ? OR lower(t.title) LIKE ? || ',%' OR lower(t.title) LIKE ? "
+            "|| ' (%' OR lower(t.title) = ? || ' nos') ORDER BY length(t.title) LIMIT 1",
+            (column, *[site.lower()] * 4)).fetchone()
+        return (row[0], row[1]) if row else None
+
     def count(self, table: str, where: str = "") -> int:
         return self.db.execute(f"SELECT count(*) FROM {table} {where}").fetchone()[0]

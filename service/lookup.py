@@ -128,6 +128,41 @@ def lookup(
         )
     lexical = lexical_candidates(index, query)
     semantic = semantic_job.result() if semantic_job is not None else {}
+    return _fuse(index, lexical, semantic, limit)
+
+
+def lookup_many(index: YearIndex, queries: list[str], embedder: Embedder | None,
+                limit: int = 10) -> dict[str, list[LookupHit]]:
+    """lookup() for many queries at once (all of a note's facts): one embedding batch and
+    one Chroma call per collection instead of one each per query. Same hits."""
+    unique = list(dict.fromkeys(queries))
+    semantic_job = None
+    if embedder is not None and unique:
+        semantic_job = _pool.submit(_vector_candidates_many, index, embedder, unique)
+    lexical = [lexical_candidates(index, q) for q in unique]
+    semantic = semantic_job.result() if semantic_job is not None else [{} for _ in unique]
+    return {q: _fuse(index, lex, sem, limit)
+            for q, lex, sem in zip(unique, lexical, semantic, strict=True)}
+
+
+def _vector_candidates_many(index: YearIndex, embedder: Embedder, queries: list[str],
+                            k: int = 15) -> list[dict[str, Match]]:
+    embeddings = embedder.embed(queries)
+    jobs = {c: _query_pool.submit(index.vectors.query_many, c, embeddings, k)
+            for c in ("index_paths", "tabular")}
+    out: list[dict[str, Match]] = [{} for _ in queries]
+    for collection, job in jobs.items():
+        for best, hits in zip(out, job.result(), strict=True):
+            for hit in hits:
+                code = str(hit.metadata.get("code") or "")
+                if code and (code not in best or hit.score > best[code].score):
+                    best[code] = Match(text=hit.text, source=f"vector:{collection}",
+                                       score=round(hit.score, 4))
+    return out
+
+
+def _fuse(index: YearIndex, lexical: dict[str, Match], semantic: dict[str, Match],
+          limit: int) -> list[LookupHit]:
     fused: dict[str, float] = {}
     for code in set(lexical) | set(semantic):
         lex = lexical[code].score if code in lexical else 0.0

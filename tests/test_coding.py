@@ -95,3 +95,59 @@ def test_discharge_summary(coder) -> None:  # type: ignore[no-untyped-def]
     assert all(0 <= c.confidence <= 1 and c.evidence for c in r.codes)
     negated = next(f for f in r.facts if f.text == "pulmonary embolism")
     assert negated.action == "not_coded"
+
+
+def test_plurals_and_adjectives_are_found(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("A 60-year-old hypertensive man with inguinal adenopathies.", "inpatient")
+    assert "I10" in codes(r)
+    assert any(c.startswith("R59.") for c in codes(r))
+    assert {f.text for f in r.extraction.facts} >= {"hypertensive", "adenopathies"}
+
+
+def test_chronic_condition_documented_as_history_is_current(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("Past medical history: diabetes mellitus type 2. History of pneumonia.",
+              "inpatient")
+    assert "E11.9" in codes(r)
+    dm = next(f for f in r.facts if f.text.startswith("diabetes"))
+    assert "documented as history, coded as current" in dm.reason
+    # Pneumonia resolves: its history is a Z code, not J18.9.
+    assert "J18.9" not in codes(r)
+
+
+def test_paths_adding_undocumented_qualifiers_rank_lower(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("A 54-year-old woman with a urinary tract infection.", "inpatient")
+    assert codes(r) == ["N39.0"]
+    uti = next(f for f in r.facts if f.text == "urinary tract infection")
+    newborn = next(c for c in uti.candidates if c.code == "P39.3")
+    assert newborn.not_documented == "newborn"
+
+
+def test_integral_symptoms_only_where_routinely_part(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("Assessment: pneumonia with fever and cough. Also hematuria. CKD stage 3a.",
+              "inpatient")
+    assert "J18.9" in codes(r)
+    assert not any(c.startswith(("R50", "R05")) for c in codes(r))
+    fever = next(f for f in r.facts if f.text == "fever")
+    assert fever.action == "not_coded" and "J18.9" in fever.reason and "I.B.5" in fever.reason
+    # Hematuria is not part of chronic kidney disease: coded (Guidelines I.B.6).
+    assert "R31.9" in codes(r) and "N18.31" in codes(r)
+
+
+def test_neoplasm_table_by_site_and_site_less_mentions(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("Ultrasound showed a testicular tumor. The tumor was removed.", "inpatient")
+    assert codes(r) == ["D49.59"]
+    table = r.codes[0]
+    assert table.citations[0].text == "Neoplasm, neoplastic > testis, testes > Unspecified Behavior"
+    assert [e.text for e in table.evidence] == ["tumor", "tumor"]
+    r = coder("Renal cell carcinoma of the left kidney. The carcinoma was resected.",
+              "inpatient")
+    assert codes(r) == ["C64.2"]
+
+
+def test_confidence_comes_with_its_signals(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("Assessment: DM2 and CKD stage 3a. Fever.", "inpatient")
+    for c in r.codes:
+        assert 0 <= c.confidence <= 1
+        assert c.confidence_signals["score"] == pytest.approx(min(1.0, c.match_score))
+    fever = next(c for c in r.codes if c.code == "R50.9")
+    assert fever.confidence_signals["chapter_r"] == 1.0

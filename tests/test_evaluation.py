@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from service.coding.calibration import calibrate, fit_logistic
 from service.evaluation import metrics
 from service.evaluation.datasets import DatasetError, load_codiesp, load_jsonl
 from service.evaluation.metrics import Prediction
@@ -98,3 +99,16 @@ def test_medcode_eval_end_to_end(tmp_path: Path, full_index_dir: Path) -> None:
     assert report["retrieval_recall"]["code"]["@20"] == 1.0
     assert (tmp_path / "report" / "calibration.png").read_bytes()[:4] == b"\x89PNG"
     assert "| full code |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_logistic_calibration_recovers_the_rates_it_was_fit_on(tmp_path: Path) -> None:
+    # Signals with known accuracies: index paths right 90% of the time, vector matches 30%.
+    rows = [{"score": 1.0, "index_path": 1.0}] * 100 + [{"score": 1.0, "index_path": 0.0}] * 100
+    labels = [i % 10 != 0 for i in range(100)] + [i % 10 < 3 for i in range(100)]
+    weights, bias = fit_logistic(rows, labels, l2=0.01)
+    path = tmp_path / "fit.json"
+    path.write_text(json.dumps({"bias": bias, "weights": weights}), encoding="utf-8")
+    assert calibrate({"score": 1.0, "index_path": 1.0}, path) == pytest.approx(0.9, abs=0.01)
+    assert calibrate({"score": 1.0, "index_path": 0.0}, path) == pytest.approx(0.3, abs=0.01)
+    # No fit installed: the raw score.
+    assert calibrate({"score": 0.77}, tmp_path / "absent.json") == 0.77

@@ -9,7 +9,7 @@ import pytest
 
 from service.code_info import code_info
 from service.index_registry import IndexRegistry
-from service.lookup import lookup
+from service.lookup import lookup, lookup_many
 
 pytestmark = pytest.mark.full_index
 
@@ -81,3 +81,17 @@ def test_guideline_passage_is_whole_and_cited(registry: IndexRegistry) -> None:
     (parent_text,) = db.execute(
         "SELECT text FROM guideline_sections WHERE citation = 'I.C.9.a'").fetchone()
     assert "presumes a causal relationship" in parent_text
+
+
+def test_batched_lookup_gives_the_same_hits(registry: IndexRegistry) -> None:
+    index = registry.get("2025")
+    queries = ["aspiration pneumonia", "chronic kidney disease stage 4", "renal colic",
+               "aspiration pneumonia"]
+    batched = lookup_many(index, queries, registry.embedder, 10)
+    assert list(batched) == queries[:3]  # one lookup per distinct query
+    for query in queries[:3]:
+        one = lookup(index, query, registry.embedder, 10)
+        assert [(h.code, h.matched.source) for h in batched[query]] == \
+            [(h.code, h.matched.source) for h in one]
+        assert [h.score for h in batched[query]] == pytest.approx([h.score for h in one],
+                                                                   abs=1e-3)

@@ -1,59 +1,85 @@
-"""Confidence calibration: the chooser's raw score mapped to the share of codes that were
-right at that score, by an isotonic fit (rules/confidence_calibration.json, written by
-scripts/fit_calibration.py from an evaluation on data other than the reported split)."""
+"""Confidence calibration: a code's confidence is the share of codes like it that were
+right in evaluation. "Like it" is read from a few signals every result carries (the
+chooser's match score, how the code was found, the fact's kind and vocabulary, flags,
+chapter) through a logistic model in rules/confidence_calibration.json, fit by
+scripts/fit_calibration.py on a split other than the one reported. The match score alone
+calibrates poorly: most codes score 0.9–1.0 whether right or not.
+"""
 
 from __future__ import annotations
 
-import bisect
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 
 PATH = Path(__file__).parent.parent / "rules" / "confidence_calibration.json"
+DIAGNOSIS_SECTIONS = {"diagnoses", "assessment", "assessment_and_plan"}
+
+
+def features(code: str, title: str, score: float, source: str, kinds: list[str],
+             vocabularies: list[str], sections: list[str | None], flags: list[str],
+             combined: bool) -> dict[str, float]:
+    """The signals a confidence is computed from; shown with each code."""
+    return {
+        "score": round(min(1.0, score), 4),
+        "index_path": float(source in ("index", "neoplasm", "neoplasm_table")),
+        "title_match": float(source in ("title", "inclusion")),
+        "vector_match": float(source.startswith("vector")),
+        "guideline_fix": float(source == "guideline"),
+        "symptom": float(all(k in ("symptom", "finding") for k in kinds) and bool(kinds)),
+        "curated_term": float("curated" in vocabularies),
+        "abbreviation": float("abbreviation" in vocabularies),
+        "mentions": min(len(kinds), 3) / 3,
+        "diagnosis_section": float(any(s in DIAGNOSIS_SECTIONS for s in sections)),
+        "missing_axis": float("unspecified_documentation" in flags),
+        "uncertain": float("uncertain_diagnosis" in flags),
+        "combination": float(combined),
+        "unspecified_title": float("unspecified" in title.lower()),
+        "chapter_r": float(code[0] == "R"),
+        "chapter_z": float(code[0] == "Z"),
+        "injury": float(code[0] in "ST"),
+        "neoplasm": float(code[0] == "C" or code[:2] in ("D0", "D1", "D2", "D3", "D4")),
+    }
 
 
 @lru_cache(maxsize=4)
-def _points(path: Path = PATH) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _model(path: Path = PATH) -> tuple[dict[str, float], float] | None:
     if not path.exists():
-        return (), ()
+        return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    xs, ys = zip(*data["points"], strict=True) if data["points"] else ((), ())
-    return tuple(xs), tuple(ys)
+    return data["weights"], data["bias"]
 
 
-def calibrate(raw: float, path: Path = PATH) -> float:
-    """Piecewise-linear through the fitted points; the raw score when there is no fit."""
-    xs, ys = _points(path)
-    if not xs:
-        return raw
-    if raw <= xs[0]:
-        return ys[0]
-    if raw >= xs[-1]:
-        return ys[-1]
-    i = bisect.bisect_right(xs, raw)
-    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-    return round(y0 + (y1 - y0) * (raw - x0) / (x1 - x0), 4) if x1 > x0 else y1
+def calibrate(signals: dict[str, float], path: Path = PATH) -> float:
+    """The fitted probability that a code with these signals is right; the raw match
+    score when no fit is installed."""
+    model = _model(path)
+    if model is None:
+        return round(signals["score"], 4)
+    weights, bias = model
+    z = bias + sum(weights.get(name, 0.0) * value for name, value in signals.items())
+    return round(1 / (1 + math.exp(-z)), 4)
 
 
-def isotonic(pairs: list[tuple[float, bool]], bins: int = 20) -> list[tuple[float, float]]:
-    """Pool-adjacent-violators over score-sorted pairs, summarised as one point per block
-    (mean score, share correct), at most `bins` blocks of equal size to start from."""
-    pairs = sorted(pairs)
-    size = max(1, len(pairs) // bins)
-    blocks = [[sum(s for s, _ in chunk) / len(chunk), sum(c for _, c in chunk) / len(chunk),
-               len(chunk)] for chunk in (pairs[i:i + size] for i in range(0, len(pairs), size))]
-    merged: list[list[float]] = []
-    for block in blocks:
-        merged.append(block)
-        while len(merged) > 1 and merged[-2][1] > merged[-1][1]:
-            b, a = merged.pop(), merged.pop()
-            n = a[2] + b[2]
-            merged.append([(a[0] * a[2] + b[0] * b[2]) / n, (a[1] * a[2] + b[1] * b[2]) / n, n])
-    points: list[list[float]] = []
-    for x, y, n in merged:  # blocks at one score (many codes score exactly 1.0) become one
-        if points and round(points[-1][0], 4) == round(x, 4):
-            px, py, pn = points[-1]
-            points[-1] = [px, (py * pn + y * n) / (pn + n), pn + n]
-        else:
-            points.append([x, y, n])
-    return [(round(x, 4), round(y, 4)) for x, y, _ in points]
+def fit_logistic(rows: list[dict[str, float]], labels: list[bool], l2: float = 1.0,
+                 steps: int = 50) -> tuple[dict[str, float], float]:
+    """L2-regularised logistic regression by Newton's method (IRLS)."""
+    import numpy as np
+
+    names = sorted(rows[0])
+    x = np.array([[r[n] for n in names] + [1.0] for r in rows])
+    y = np.array(labels, dtype=float)
+    w = np.zeros(x.shape[1])
+    penalty = np.eye(x.shape[1]) * l2
+    penalty[-1, -1] = 0.0  # the bias is not shrunk
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-x @ w))
+        gradient = x.T @ (p - y) + penalty @ w
+        hessian = (x.T * (p * (1 - p))) @ x + penalty
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    weights = {n: round(float(v), 4) for n, v in zip(names, w[:-1], strict=True)}
+    return weights, round(float(w[-1]), 4)

@@ -27,6 +27,9 @@ COMBINATION_MIN = 0.75
 RESIDUAL_PENALTY = 0.1
 Z_TERMS = re.compile(r"histor|status|screening|encounter|presence|absence|carrier|exposure|"
                      r"pregnan|dependence on|long[- ]term|allerg|transplant|follow", re.I)
+GENERIC_TITLE_WORDS = {"other", "unspecified", "specified", "with", "without", "initial",
+                       "subsequent", "encounter", "sequela", "side", "site", "elsewhere",
+                       "classified", "part", "region", "disorder", "condition", "type"}
 SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
 UNSPECIFIED = re.compile(r"\bunspecified\b|\bNOS\b", re.I)
 # What distinguishes sibling codes, read from their titles: the axis a note must document.
@@ -49,6 +52,7 @@ class Choice:
     reason: str
     combined_with: list[str] = field(default_factory=list)  # partner fact ids
     matched: str = ""
+    source: str = ""  # how the chosen candidate was found: index, title, vector:..., ...
     alternatives: list[Alternative] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
 
@@ -77,16 +81,23 @@ class RulesChooser:
         specific = _top(retrieval.candidates, "term+modifiers", fact, SPECIFIC_MIN)
         if specific is not None and specific.code != best.code \
                 and _carries_modifier(specific, fact, best) \
+                and not _adds_undocumented(specific, retrieval) \
                 and (specific.code[:3] == best.code[:3]
                      or specific.scores["term+modifiers"] >= best.scores.get(labels[0], 0.0)):
             best = specific
+        # The Neoplasm table row of the documented site is where the Index sends a coder.
+        table = next((c for c in retrieval.candidates if c.source == "neoplasm_table"), None)
+        if table is not None and best.code[0] in "CD":
+            best = table
         # A combination code for a linked fact ("DM2 w/ neuropathy" → E11.40).
         combined: list[str] = []
         for label, partner in retrieval.partners.items():
             other = retrieval.partner_facts[label]
             combo = _top(retrieval.candidates, label, fact, COMBINATION_MIN, also=other)
+            # The title must name both conditions: "Q fever" is no "pneumonia with fever".
             if combo is not None and combo.code != best.code \
-                    and _names(combo.title, other.normalized or ""):
+                    and _names(combo.title, other.normalized or "") \
+                    and _names(combo.title, fact.normalized or ""):
                 best, combined = combo, [partner]
                 break
         if not best.billable:
@@ -115,6 +126,7 @@ class RulesChooser:
             for c in retrieval.candidates if c.code not in (code, best.code)][:3]
         return Choice(code=code, title=row.title, confidence=round(confidence, 3),
                       reason=reason, combined_with=combined, matched=best.matched,
+                      source=best.source,
                       alternatives=alternatives, flags=flags)
 
 
@@ -124,7 +136,8 @@ def _top(candidates: list[Candidate], label: str, fact: Fact,
     fact, or of the linked fact `also`); residual 'Other ...' codes rank lower."""
     def score(c: Candidate) -> float:
         return c.scores.get(label, 0.0) - _residual(c, fact)
-    found = [c for c in candidates if score(c) >= minimum and not _contradicts(c, fact)
+    found = [c for c in candidates if score(c) >= minimum and not c.not_documented
+             and not _contradicts(c, fact)
              and not (also is not None and _contradicts(c, also)) and _z_allowed(c, fact)]
     return max(found, key=score) if found else None
 
@@ -158,6 +171,17 @@ def _carries_modifier(candidate: Candidate, fact: Fact, against: Candidate) -> b
     title, other = candidate.title.lower(), against.title.lower()
     return any(_in_title(m.axis, m.value.lower(), title)
                and not _in_title(m.axis, m.value.lower(), other) for m in fact.modifiers)
+
+
+def _adds_undocumented(candidate: Candidate, retrieval: FactRetrieval) -> bool:
+    """Does the title name something (a site, a cause) that neither the queries nor the
+    note around the fact say? "Pain in right hand" for "right ... pain" does."""
+    said = " ".join(q for _, q in retrieval.queries) + " " + retrieval.excerpt
+    stems = {w[:5] for w in re.findall(r"[a-z]+", said.lower())}
+    title = re.sub(r"\([^)]*\)|\[[^]]*\]", " ", candidate.title.lower())  # nonessential
+    words = [w for w in re.findall(r"[a-z]+", title)
+             if len(w) >= 4 and w not in GENERIC_TITLE_WORDS]
+    return any(w[:5] not in stems for w in words)
 
 
 def _names(title: str, term: str) -> bool:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from pathlib import Path
 
 from ingest.embeddings import Embedder
 from service.codebook import Codebook
-from service.coding.calibration import calibrate
+from service.coding.calibration import calibrate, features
 from service.coding.choosers import Choice, Chooser
 from service.coding.models import CodedDiagnosis, CodingResult, FactOutcome, Flag
 from service.coding.queries import draft
-from service.coding.retrieval import guideline_passages, retrieve
+from service.coding.retrieval import guideline_passages_many, retrieve_all
 from service.extraction.models import Evidence, Extraction, Fact
 from service.extraction.note_input import NoteInput
 from service.extraction.pipeline import Extractor
@@ -34,6 +35,7 @@ from service.validation import (
 )
 
 INTEGRAL = Path(__file__).parent.parent / "rules" / "integral_symptoms.json"
+CHRONIC = Path(__file__).parent.parent / "rules" / "chronic_conditions.json"
 SECTION_PRIORITY = ["diagnoses", "assessment", "assessment_and_plan", "chief_complaint",
                     "history_of_present_illness", "hospital_course"]
 UNSPECIFIED_TITLE = re.compile(r"\bunspecified\b", re.I)
@@ -50,8 +52,21 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
                                "diagnoses were handled as outpatient (Guidelines IV.H)"))
     outcomes: list[FactOutcome] = []
     chosen: dict[str, tuple[Choice, list[Fact]]] = {}
+    chronic = _chronic_terms()
+    facts: list[Fact] = []
+    current_chronic: set[str] = set()
     for fact in extraction.facts:
-        skip = _skip_reason(fact, setting or "outpatient")
+        if fact.assertion == "historical" and chronic.search(fact.normalized or ""):
+            # "h/o DM2": the patient has it (Guidelines I.C.21.c.4)
+            fact = fact.model_copy(update={"assertion": "present"})
+            current_chronic.add(fact.id)
+        facts.append(fact)
+    skips = {f.id: _skip_reason(f, setting or "outpatient") for f in facts}
+    retrievals = retrieve_all(index, embedder, [f for f in facts if skips[f.id] is None
+                                                and f.normalized is not None],
+                              extraction, note.text)
+    for fact in facts:
+        skip = skips[fact.id]
         if fact.normalized is None and skip is None:
             senses = ", ".join(a.expansion or "" for a in extraction.abbreviations
                                if a.start == fact.start) or "several meanings"
@@ -69,7 +84,7 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
                                         action="not_coded", reason=skip, queries=[],
                                         candidates=[]))
             continue
-        retrieval = retrieve(index, embedder, fact, extraction, note.text)
+        retrieval = retrievals[fact.id]
         choice = chooser.choose(retrieval, index.codebook, note.date_of_service)
         queries = [q for _, q in retrieval.queries]
         if choice is None:
@@ -91,6 +106,9 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
             kept.combined_with = list(dict.fromkeys(previous[0].combined_with
                                                     + choice.combined_with))
             chosen[choice.code] = (kept, [*previous[1], fact])
+        if fact.id in current_chronic:
+            choice.reason += ("; documented as history, coded as current: a chronic "
+                              "condition does not resolve")
         outcomes.append(FactOutcome(fact=fact.id, text=fact.text, assertion=fact.assertion,
                                     action="coded", reason=f"{choice.code}: {choice.reason}",
                                     queries=queries, candidates=retrieval.candidates))
@@ -98,26 +116,33 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
     _fold_combinations(chosen, outcomes, index.codebook)
     _drop_integral_symptoms(chosen, outcomes)
     _merge_unspecified_duplicates(chosen, outcomes, index.codebook)
+    _merge_generic_neoplasms(chosen, outcomes)
     codes = _sequence(chosen, extraction)
     codes, fixes = _apply_guideline_fixes(codes, index.codebook, chosen, outcomes)
     codes = _code_first_order(index.codebook, index.year, codes)
     validation = validate(index.codebook, index.year, codes, setting)
     results = []
-    for n, code in enumerate(codes, start=1):
+    picked = [chosen[c] if c in chosen else fixes[c] for c in codes]  # fixes: guideline-made
+    passages = guideline_passages_many(
+        index, embedder, [next((f.normalized for f in facts if f.normalized), choice.title)
+                          for choice, facts in picked])
+    for n, (code, (choice, facts), guideline) in enumerate(
+            zip(codes, picked, passages, strict=True), start=1):
         row = index.codebook.get(code)
-        if code in chosen:
-            choice, facts = chosen[code]
-        else:  # put there by a guideline fix
-            choice, facts = fixes[code]
+        title = row.title if row else choice.title
+        signals = features(code, title, choice.confidence, choice.source,
+                           [f.kind for f in facts], [f.vocabulary for f in facts],
+                           [f.section for f in facts], [f.kind for f in choice.flags],
+                           bool(choice.combined_with))
         results.append(CodedDiagnosis(
-            code=code, title=row.title if row else choice.title, sequence=n,
-            # The calibration was fit on the rules chooser's scores; a model's stated
+            code=code, title=title, sequence=n,
+            # The calibration was fit on the rules chooser's results; a model's stated
             # confidence is reported as it is.
-            confidence=calibrate(choice.confidence) if chooser.name == "rules"
-            else choice.confidence, match_score=choice.confidence,
+            confidence=calibrate(signals) if chooser.name == "rules"
+            else choice.confidence, match_score=choice.confidence, confidence_signals=signals,
             facts=[f.id for f in facts],
             evidence=[Evidence(text=f.text, start=f.start, end=f.end) for f in facts],
-            citations=_citations(index, embedder, code, choice, facts),
+            citations=_citations(index, code, choice, guideline),
             alternatives=choice.alternatives, flags=choice.flags))
     for issue in validation.issues:
         if issue.severity == "error":
@@ -170,6 +195,39 @@ def _merge_unspecified_duplicates(chosen: dict[str, tuple[Choice, list[Fact]]],
                 outcome.reason = f"{sibling}: same condition, more specific than {code}"
 
 
+@cache
+def _chronic_terms() -> re.Pattern[str]:
+    terms = json.loads(CHRONIC.read_text(encoding="utf-8"))["terms"]
+    return re.compile("|".join(terms), re.I)
+
+
+# Site-less neoplasm codes: "the tumor", "the carcinoma" in a note that names the
+# neoplasm elsewhere refer back to it; C79.9 only to another secondary-site code.
+GENERIC_NEOPLASMS = {"D49.9": ("C", "D0", "D1", "D2", "D3", "D4"),
+                     "D48.9": ("C", "D0", "D1", "D2", "D3", "D4"),
+                     "D36.9": ("C", "D0", "D1", "D2", "D3", "D4"),
+                     "C80.1": ("C",), "C80.0": ("C",), "C79.9": ("C77", "C78", "C79")}
+
+
+def _merge_generic_neoplasms(chosen: dict[str, tuple[Choice, list[Fact]]],
+                             outcomes: list[FactOutcome]) -> None:
+    for generic, specific_prefixes in GENERIC_NEOPLASMS.items():
+        if generic not in chosen:
+            continue
+        specific = next((c for c in chosen if c not in GENERIC_NEOPLASMS
+                         and c.startswith(specific_prefixes)
+                         and (c[0] == "C" or c[:3] <= "D49")), None)
+        if specific is None:
+            continue
+        _, facts = chosen.pop(generic)
+        chosen[specific][1].extend(f for f in facts if f not in chosen[specific][1])
+        for outcome in outcomes:
+            if outcome.fact in {f.id for f in facts}:
+                outcome.action = "combined"
+                outcome.reason = (f"{specific}: a site-less mention of the neoplasm coded "
+                                  f"there ({generic} not coded separately)")
+
+
 def _skip_reason(fact: Fact, setting: str) -> str | None:
     if fact.kind == "procedure":
         return "procedure: CPT/PCS coding is not part of this step"
@@ -185,22 +243,26 @@ def _skip_reason(fact: Fact, setting: str) -> str | None:
 
 def _drop_integral_symptoms(chosen: dict[str, tuple[Choice, list[Fact]]],
                             outcomes: list[FactOutcome]) -> None:
-    ranges = json.loads(INTEGRAL.read_text(encoding="utf-8"))["ranges"]
+    pairs = json.loads(INTEGRAL.read_text(encoding="utf-8"))["pairs"]
     confirmed = [c for c, (_, facts) in chosen.items()
-                 if not c.startswith("R") and any(f.assertion == "present" for f in facts)]
-    for code in [c for c in chosen if c.startswith("R")]:
-        rule = next((r for r in ranges if r["from"] <= code[:3] <= r["to"]), None)
-        if rule is None:
-            continue
-        related = [c for c in confirmed if c[0] in rule["definitive"]]
+                 if not c.startswith("R") or c.startswith("R65.2")
+                 if any(f.assertion == "present" for f in facts)]
+    for code in [c for c in chosen if c.startswith("R") and not c.startswith("R65.2")]:
+        related: list[str] = []
+        why = ""
+        for pair in pairs:
+            if code.startswith(tuple(pair["symptoms"])):
+                hits = [c for c in confirmed if c.startswith(tuple(pair["diagnoses"]))]
+                if hits:
+                    related, why = related + hits, pair["why"]
         if not related:
             continue
         _, facts = chosen.pop(code)
         for outcome in outcomes:
             if outcome.fact in {f.id for f in facts}:
                 outcome.action = "not_coded"
-                outcome.reason = (f"{code} dropped: a symptom routinely part of "
-                                  f"{', '.join(related)} (Guidelines I.B.5)")
+                outcome.reason = (f"{code} dropped: {why} ({', '.join(dict.fromkeys(related))}"
+                                  "; Guidelines I.B.5)")
 
 
 def _sequence(chosen: dict[str, tuple[Choice, list[Fact]]], extraction: Extraction) -> list[str]:
@@ -238,7 +300,8 @@ def _apply_guideline_fixes(codes: list[str], codebook: Codebook,
                 made[fix["by"]] = (Choice(code=fix["by"], title=row.title,
                                           confidence=old[0].confidence if old else 0.9,
                                           reason=f"guideline {rule.guideline}: {rule.message}",
-                                          matched=old[0].matched if old else ""), facts)
+                                          matched=old[0].matched if old else "",
+                                          source="guideline"), facts)
                 codes = [fix["by"] if c == fix["replace"] else c for c in codes]
                 _note_fix(outcomes, chosen, fix["replace"], fix["by"], rule.guideline)
                 break
@@ -271,13 +334,11 @@ def _code_first_order(codebook: Codebook, year: str, codes: list[str]) -> list[s
     return codes
 
 
-def _citations(index: YearIndex, embedder: Embedder | None, code: str, choice: Choice,
-               facts: list[Fact]) -> list[Citation]:
+def _citations(index: YearIndex, code: str, choice: Choice, guideline: list[Citation]
+               ) -> list[Citation]:
     out = [Citation(source="index", ref=code, text=choice.matched)] if choice.matched else []
     for note in notes_up_tree(index.codebook, code):
         if note.kind in NOTE_KINDS:
             out.append(Citation(source="tabular", ref=note.code, title=note.kind,
                                 text=note.text))
-    term = next((f.normalized for f in facts if f.normalized), choice.title)
-    out += guideline_passages(index, embedder, term)
-    return out
+    return out + guideline

@@ -31,6 +31,9 @@ class Candidate(BaseModel):
     source: str = Field(description="index, title, inclusion, vector:..., ...")
     found_by: list[str] = Field(description="Which queries of the fact found it")
     scores: dict[str, float] = Field(default_factory=dict, description="Score per query")
+    not_documented: str | None = Field(None, description="A qualifier of the matched path "
+                                       "the note does not document (newborn, family "
+                                       "history, ...): its scores were lowered")
 
 
 class Alternative(BaseModel):
@@ -46,6 +49,9 @@ class CodedDiagnosis(BaseModel):
     confidence: float = Field(ge=0, le=1, description="Calibrated: about the share of codes "
                               "given this confidence that were right in evaluation")
     match_score: float = Field(ge=0, le=1.5, description="The chooser's raw score")
+    confidence_signals: dict[str, float] = Field(
+        default_factory=dict, description="What the calibrated confidence was computed from "
+        "(service/coding/calibration.py)")
     facts: list[str] = Field(description="Ids of the extraction facts it codes")
     evidence: list[Evidence]
     citations: list[Citation]

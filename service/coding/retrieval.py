@@ -8,16 +8,21 @@ found them. Guideline passages come from the guideline vectors.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from ingest.embeddings import Embedder
 from service.coding.models import Candidate
 from service.extraction.models import Extraction, Fact
 from service.index_registry import YearIndex
-from service.lookup import lookup
+from service.lookup import LookupHit, lookup_many
 from service.validation import Citation
 
+QUALIFIERS = Path(__file__).parent.parent / "rules" / "context_qualifiers.json"
+SITE_ADJECTIVES = Path(__file__).parent.parent / "rules" / "site_adjectives.json"
 PER_QUERY = 20
 EXCERPT = 200  # characters of note each side of a fact, for a model's prompt
 TOP_CANDIDATES = 20
@@ -38,10 +43,18 @@ class FactRetrieval:
     partners: dict[str, str]  # label of a combination query → partner fact id
     partner_facts: dict[str, Fact]  # label → the partner fact
     excerpt: str = ""  # the note around the fact, for a model's prompt
+    note: str = ""  # the whole note (a model's prompt holds it once, for all facts)
 
 
 SITE_AFTER = re.compile(r"\s+((?:of|in|on|to)\s+(?:the\s+)?[a-z][a-z \-]{2,40}?)(?=[,.;:\n]|$)",
                         re.I)
+
+SITE_BEFORE = re.compile(r"\b([A-Za-z]+)\s+$")
+
+
+@cache
+def _site_adjectives() -> dict[str, str]:
+    return json.loads(SITE_ADJECTIVES.read_text(encoding="utf-8"))["sites"]
 
 
 def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
@@ -58,6 +71,11 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
     site = SITE_AFTER.match(text, fact.end) if text else None
     if site and len(site.group(1).split()) <= 6:
         words.insert(0, site.group(1))
+    elif text:  # ... or the adjective before it ("testicular tumor" → tumor of testis)
+        before = SITE_BEFORE.search(text, 0, fact.start)
+        noun = _site_adjectives().get(before.group(1).lower()) if before else None
+        if noun and noun not in term.lower():
+            words.insert(0, f"of {noun}")
     if words:
         queries.append(("term+modifiers", f"{term} {' '.join(dict.fromkeys(words))}"))
     partners: dict[str, str] = {}
@@ -77,10 +95,25 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
 
 def retrieve(index: YearIndex, embedder: Embedder | None, fact: Fact,
              extraction: Extraction, text: str = "") -> FactRetrieval:
-    queries, partners = fact_queries(fact, extraction, text)
+    return retrieve_all(index, embedder, [fact], extraction, text)[fact.id]
+
+
+def retrieve_all(index: YearIndex, embedder: Embedder | None, facts: list[Fact],
+                 extraction: Extraction, text: str = "") -> dict[str, FactRetrieval]:
+    """Retrieval for all of a note's facts: their queries are looked up together (one
+    embedding batch, one vector search per collection)."""
+    planned = {f.id: fact_queries(f, extraction, text) for f in facts}
+    hits = lookup_many(index, [q for queries, _ in planned.values() for _, q in queries],
+                       embedder, PER_QUERY)
+    return {f.id: _assemble(index, f, *planned[f.id], hits, extraction, text) for f in facts}
+
+
+def _assemble(index: YearIndex, fact: Fact, queries: list[tuple[str, str]],
+              partners: dict[str, str], hits: dict[str, list[LookupHit]],
+              extraction: Extraction, text: str) -> FactRetrieval:
     merged: dict[str, Candidate] = {}
     for label, query in queries:
-        for hit in lookup(index, query, embedder, PER_QUERY):
+        for hit in hits[query]:
             seen = merged.get(hit.code)
             if seen is None:
                 merged[hit.code] = Candidate(
@@ -93,6 +126,15 @@ def retrieve(index: YearIndex, embedder: Embedder | None, fact: Fact,
                 if hit.score > seen.score:
                     seen.score, seen.matched, seen.source = (hit.score, hit.matched.text,
                                                              hit.matched.source)
+    table = _neoplasm_table(index, fact, text)
+    if table is not None:  # the table's answer, whatever a search made of that code
+        seen = merged.get(table.code)
+        if seen is not None:
+            table.found_by = list(dict.fromkeys([*seen.found_by, *table.found_by]))
+            table.scores = {**seen.scores, **table.scores}
+        merged[table.code] = table
+    for candidate in merged.values():
+        _check_qualifiers(candidate, fact, text)
     ranked = sorted(merged.values(), key=lambda c: (-c.score, c.code))
     # Keep the top of the list, and each query's own best few (a combination may rank low).
     keep = {c.code for c in ranked[:TOP_CANDIDATES]}
@@ -102,19 +144,89 @@ def retrieve(index: YearIndex, embedder: Embedder | None, fact: Fact,
     linked = {label: by_id[fid] for label, fid in partners.items()}
     excerpt = text[max(0, fact.start - EXCERPT):fact.end + EXCERPT] if text else fact.text
     return FactRetrieval(fact, queries, [c for c in ranked if c.code in keep], partners, linked,
-                         excerpt)
+                         excerpt, text)
 
 
-def guideline_passages(index: YearIndex, embedder: Embedder | None, text: str,
-                       k: int = 2, min_score: float = 0.45) -> list[Citation]:
-    if embedder is None:
-        return []
-    out = []
-    for hit in index.vectors.query("guidelines", embedder.embed_query(text), k):
-        if hit.score < min_score:
+# Neoplasm table column by the fact's term: the Index sends "tumor", "carcinoma",
+# "adenoma", "metastasis" to the table, by site.
+NEOPLASM_COLUMNS = [
+    (re.compile(r"metasta|secondary", re.I), "malignant_secondary"),
+    (re.compile(r"carcinoma|malignan|cancer|sarcoma", re.I), "malignant_primary"),
+    (re.compile(r"benign|adenoma\b", re.I), "benign"),
+    (re.compile(r"uncertain behavior", re.I), "uncertain_behavior"),
+    (re.compile(r"neoplasm|tumou?r|neoplasia", re.I), "unspecified_behavior"),
+]
+SITE_WORDS = re.compile(r"^(?:of|in|on|to)\s+(?:the\s+)?(?:(?:left|right|both)\s+)?", re.I)
+
+
+def _neoplasm_table(index: YearIndex, fact: Fact, text: str) -> Candidate | None:
+    """The Neoplasm table cell for a neoplasm fact with a documented site ("testicular
+    tumor" → testis, Unspecified Behavior → D49.59), as a coder reads the table."""
+    term = fact.normalized or ""
+    column = next((col for pattern, col in NEOPLASM_COLUMNS if pattern.search(term)), None)
+    if column is None or not text:
+        return None
+    sites: list[str] = []
+    after = SITE_AFTER.match(text, fact.end)
+    if after:
+        words = SITE_WORDS.sub("", after.group(1)).split()
+        sites += [" ".join(words[:2]), words[0]] if words else []
+    before = SITE_BEFORE.search(text, 0, fact.start)
+    if before and before.group(1).lower() in _site_adjectives():
+        sites.insert(0, _site_adjectives()[before.group(1).lower()])
+    for site in dict.fromkeys(s for s in sites if s):
+        cell = index.codebook.neoplasm_cell(site, column)
+        if cell is None:
             continue
-        citation = str(hit.metadata.get("citation", ""))
-        title, _, body = hit.text.partition("\n")
-        out.append(Citation(source="guideline", ref=citation, title=title,
-                            text=body[:400] + ("…" if len(body) > 400 else "")))
+        path, code = cell
+        row = index.codebook.get(code)
+        if row is None:
+            return None
+        label = column.replace("_", " ").title()
+        return Candidate(code=code, title=row.title, billable=row.billable, score=0.97,
+                         matched=f"{path} > {label}", source="neoplasm_table",
+                         found_by=["term+modifiers"], scores={"term+modifiers": 0.97})
+    return None
+
+
+@cache
+def _qualifier_rules() -> tuple[float, list[tuple[str, re.Pattern[str], set[str],
+                                                   re.Pattern[str] | None]]]:
+    data = json.loads(QUALIFIERS.read_text(encoding="utf-8"))
+    return data["penalty"], [
+        (r["name"], re.compile(r["match"], re.I), set(r.get("assertions", [])),
+         re.compile(r["note"], re.I) if "note" in r else None) for r in data["rules"]]
+
+
+def _check_qualifiers(candidate: Candidate, fact: Fact, text: str) -> None:
+    """Rank lower a path that adds what the note does not say ("Newborn > infection >
+    urinary tract" for an adult's UTI, "History > family > diabetes" for a present one)."""
+    penalty, rules = _qualifier_rules()
+    for name, match, assertions, note in rules:
+        if not (match.search(candidate.matched) or match.search(candidate.title)):
+            continue
+        if fact.assertion in assertions or (note is not None and note.search(text)):
+            continue
+        candidate.score = round(candidate.score * penalty, 4)
+        candidate.scores = {k: round(v * penalty, 4) for k, v in candidate.scores.items()}
+        candidate.not_documented = name
+        return
+
+
+def guideline_passages_many(index: YearIndex, embedder: Embedder | None, texts: list[str],
+                            k: int = 2, min_score: float = 0.45) -> list[list[Citation]]:
+    """The guideline passages nearest each text (one embedding batch, one search)."""
+    if embedder is None or not texts:
+        return [[] for _ in texts]
+    out: list[list[Citation]] = []
+    for hits in index.vectors.query_many("guidelines", embedder.embed(texts), k):
+        cited = []
+        for hit in hits:
+            if hit.score < min_score:
+                continue
+            citation = str(hit.metadata.get("citation", ""))
+            title, _, body = hit.text.partition("\n")
+            cited.append(Citation(source="guideline", ref=citation, title=title,
+                                  text=body[:400] + ("…" if len(body) > 400 else "")))
+        out.append(cited)
     return out

@@ -22,6 +22,7 @@ class Prediction:
     flags: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     raw: list[float] = field(default_factory=list)  # the chooser's scores before calibration
+    signals: list[dict[str, float]] = field(default_factory=list)  # calibration inputs
 
 
 EXPANDED: set[str] = set()  # set by the runner from the code year's codebook

@@ -22,6 +22,7 @@ def predict(case: EvalCase, result: CodingResult, seconds: float) -> metrics.Pre
     return metrics.Prediction(case_id=case.id, gold=case.codes,
                               codes=[(c.code, c.confidence) for c in result.codes],
                               raw=[c.match_score for c in result.codes],
+                              signals=[c.confidence_signals for c in result.codes],
                               candidates=ranked, flags=flags, seconds=seconds)
 
 
@@ -59,5 +60,6 @@ def evaluate(cases: Iterable[EvalCase], code: Callable[[EvalCase], CodingResult]
         "notes": [{"id": p.case_id, "gold": list(p.gold),
                    "predicted": [[c, conf, raw] for (c, conf), raw in zip(p.codes, p.raw,
                                                                            strict=True)],
+                   "signals": p.signals,
                    "seconds": round(p.seconds, 3)} for p in predictions],
     }

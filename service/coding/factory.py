@@ -22,7 +22,8 @@ def make_chooser(settings: Settings, name: str | None = None) -> Chooser:
         llm = OpenAILike(model=settings.llm_model, api_base=settings.llm_api_base,
                          api_key=settings.llm_api_key, is_chat_model=True, temperature=0.0,
                          max_tokens=160, timeout=settings.llm_timeout, max_retries=1)
-        return LLMChooser(llm, settings.llm_model, structured="response_format")
+        return LLMChooser(llm, settings.llm_model, structured="response_format",
+                          scope=settings.llm_scope)
     from llama_cpp import LlamaGrammar
     from llama_index.llms.llama_cpp import LlamaCPP
 
@@ -34,7 +35,7 @@ def make_chooser(settings: Settings, name: str | None = None) -> Chooser:
                    context_window=4096, messages_to_prompt=chatml, verbose=False,
                    generate_kwargs={"grammar": grammar},
                    model_kwargs={"n_threads": 2, "verbose": False})
-    return LLMChooser(llm, path.stem, structured=None)
+    return LLMChooser(llm, path.stem, structured=None, scope=settings.llm_scope)
 
 
 def chatml(messages: Sequence[Any]) -> str:

@@ -48,7 +48,7 @@ def answer_schema(ids: list[str]) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False,
             "required": ["choice", "confidence", "reason"],
             "properties": {"choice": {"type": "string", "enum": [*ids, "NONE"]},
-                           "confidence": {"enum": CONFIDENCES},
+                           "confidence": {"type": "number", "enum": CONFIDENCES},
                            "reason": {"type": "string", "maxLength": 60}}}
 
 

@@ -8,6 +8,8 @@ word orders the index does not print. Scores are in [0, 1].
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,6 +29,11 @@ TOKEN_RE = re.compile(r"[a-z0-9]+")
 _stemmer = PorterStemmer()
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup-semantic")
 _query_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup-chroma")
+_lexical_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lookup-lexical")
+# Query vectors of recent texts ("pain", "hypertension" come back note after note).
+_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_vectors_lock = threading.Lock()
+VECTOR_CACHE = 20_000
 
 # Weights: how much each kind of match counts (index paths first, as a coder works).
 SOURCE_WEIGHT = {
@@ -139,7 +146,8 @@ def lookup_many(index: YearIndex, queries: list[str], embedder: Embedder | None,
     semantic_job = None
     if embedder is not None and unique:
         semantic_job = _pool.submit(_vector_candidates_many, index, embedder, unique)
-    lexical = [lexical_candidates(index, q) for q in unique]
+    # FTS5 runs with the GIL released: two threads use both cores.
+    lexical = list(_lexical_pool.map(lambda q: lexical_candidates(index, q), unique))
     semantic = semantic_job.result() if semantic_job is not None else [{} for _ in unique]
     return {q: _fuse(index, lex, sem, limit)
             for q, lex, sem in zip(unique, lexical, semantic, strict=True)}
@@ -147,7 +155,7 @@ def lookup_many(index: YearIndex, queries: list[str], embedder: Embedder | None,
 
 def _vector_candidates_many(index: YearIndex, embedder: Embedder, queries: list[str],
                             k: int = 15) -> list[dict[str, Match]]:
-    embeddings = embedder.embed(queries)
+    embeddings = embed_cached(embedder, queries)
     jobs = {c: _query_pool.submit(index.vectors.query_many, c, embeddings, k)
             for c in ("index_paths", "tabular")}
     out: list[dict[str, Match]] = [{} for _ in queries]
@@ -159,6 +167,28 @@ def _vector_candidates_many(index: YearIndex, embedder: Embedder, queries: list[
                     best[code] = Match(text=hit.text, source=f"vector:{collection}",
                                        score=round(hit.score, 4))
     return out
+
+
+def embed_cached(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """embedder.embed(texts), keeping the last VECTOR_CACHE query vectors."""
+    keys = [(embedder.model_name, t) for t in texts]
+    with _vectors_lock:
+        missing = list(dict.fromkeys(k for k in keys if k not in _vectors))
+    if missing:
+        fresh = embedder.embed([t for _, t in missing])
+        with _vectors_lock:
+            for key, vector in zip(missing, fresh, strict=True):
+                _vectors[key] = vector
+            while len(_vectors) > VECTOR_CACHE:
+                _vectors.popitem(last=False)
+    with _vectors_lock:
+        found = {k: _vectors[k] for k in keys if k in _vectors}
+        for k in found:
+            _vectors.move_to_end(k)
+    rows = [found.get(k) for k in keys]
+    if any(r is None for r in rows):  # evicted meanwhile by another thread: embed again
+        return embedder.embed(texts)
+    return np.stack(rows) if rows else np.empty((0, embedder.dimension), dtype=np.float32)
 
 
 def _fuse(index: YearIndex, lexical: dict[str, Match], semantic: dict[str, Match],

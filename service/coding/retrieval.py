@@ -18,7 +18,7 @@ from ingest.embeddings import Embedder
 from service.coding.models import Candidate
 from service.extraction.models import Extraction, Fact
 from service.index_registry import YearIndex
-from service.lookup import LookupHit, lookup_many
+from service.lookup import LookupHit, embed_cached, lookup_many
 from service.validation import Citation
 
 QUALIFIERS = Path(__file__).parent.parent / "rules" / "context_qualifiers.json"
@@ -219,7 +219,7 @@ def guideline_passages_many(index: YearIndex, embedder: Embedder | None, texts: 
     if embedder is None or not texts:
         return [[] for _ in texts]
     out: list[list[Citation]] = []
-    for hits in index.vectors.query_many("guidelines", embedder.embed(texts), k):
+    for hits in index.vectors.query_many("guidelines", embed_cached(embedder, texts), k):
         cited = []
         for hit in hits:
             if hit.score < min_score:

@@ -126,8 +126,9 @@ class Extractor:
                 ent.start_char, ent.end_char, s_start, s_end,
                 prev_end=max(ents[i - 1].end_char, s_start) if i > 0 else s_start,
                 next_start=min(ents[i + 1].start_char, s_end) if i + 1 < len(ents) else s_end)
-            fact, uses = self._fact(doc, ent, f"F{i + 1}", targets[(ent.start_char, ent.end_char)],
-                                    window, _section_at(sections, ent.start_char), pregnancy)
+            fact, uses = self._fact(doc, text, ent, f"F{i + 1}",
+                                    targets[(ent.start_char, ent.end_char)], window,
+                                    _section_at(sections, ent.start_char), pregnancy)
             fact.abbreviations = list(range(len(abbreviations), len(abbreviations) + len(uses)))
             abbreviations += uses
             facts.append(fact)
@@ -144,11 +145,12 @@ class Extractor:
             abbreviations=_in_text_order(abbreviations, facts), pregnancy=pregnancy,
             extractor=self.version)
 
-    def _fact(self, doc: Doc, ent: Span, fact_id: str, target: _Target, window: FactWindow,
-              section: Section | None, pregnancy: Pregnancy | None
+    def _fact(self, doc: Doc, text: str, ent: Span, fact_id: str, target: _Target,
+              window: FactWindow, section: Section | None, pregnancy: Pregnancy | None
               ) -> tuple[Fact, list[AbbreviationUse]]:
+        # `text` is doc.text, which spaCy rebuilds from every token on each access.
         assertion, cues = assertion_of(doc, ent, section)
-        modifiers, flags, lateral = self._modifiers(doc.text, window, target)
+        modifiers, flags, lateral = self._modifiers(text, window, target)
         if pregnancy and pregnancy.trimester_evidence and target.kind != "procedure" \
                 and assertion in ("present", "possible"):
             cue = pregnancy.trimester_evidence
@@ -162,7 +164,7 @@ class Extractor:
             section=section.name if section else None, assertion=assertion,
             assertion_cues=cues, modifiers=modifiers, abbreviations=[],
             flags=sorted(set(target.flags + flags)))
-        return fact, self._abbreviation_uses(ent, target, modifiers, lateral, doc.text)
+        return fact, self._abbreviation_uses(ent, target, modifiers, lateral, text)
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -173,6 +175,7 @@ class Extractor:
         dropped: list[AbbreviationUse] = []
         kept: list[Span] = []
         targets: dict[tuple[int, int], _Target] = {}
+        text = doc.text
         for ent in doc.ents:
             rule = ent._.target_rule
             key = (ent.start_char, ent.end_char)
@@ -182,7 +185,7 @@ class Extractor:
                 kept.append(ent)
                 continue
             abbreviation = rule.metadata["abbreviation"]
-            res = self.inventory.resolve(doc.text, abbreviation, ent.start_char, ent.end_char)
+            res = self.inventory.resolve(text, abbreviation, ent.start_char, ent.end_char)
             senses = self.inventory.senses_of(abbreviation)
             if res.sense is not None:
                 use = AbbreviationUse(text=ent.text, start=ent.start_char, end=ent.end_char,

@@ -70,7 +70,8 @@ def main() -> None:
         code_note(make_note(text, setting="inpatient"), extractor, index, registry.embedder,
                   llm)
         seconds.append(time.perf_counter() - started)
-    print(f"| llm ({llm.model}, llama.cpp in-process, 2 threads) | "
+    scope = getattr(llm, "scope", "all")
+    print(f"| llm ({llm.model}, llama.cpp in-process, 2 threads, scope {scope}) | "
           f"{statistics.median(seconds):.1f} s | {max(seconds):.1f} s (max of "
           f"{len(seconds)}) | |")
 

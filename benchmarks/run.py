@@ -49,7 +49,7 @@ def main() -> None:
         replace_section("extraction", body)
         print(body)
     if only in (None, "coding"):
-        body = f"{stamp} --only coding`.\n\n" + run("bench_coding.py", "--llm-notes", "0")
+        body = f"{stamp} --only coding`.\n\n" + run("bench_coding.py", "--llm-notes", "5")
         replace_section("coding-latency", body)
         print(body)
 

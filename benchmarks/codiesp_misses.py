@@ -1,0 +1,88 @@
+"""Where the rules chooser loses CodiEsp gold codes: for every gold code of a split, was it
+coded, reached (among some fact's candidates) but not chosen, reachable only through a
+negated or hypothetical mention (which medcode never codes), or never reached?
+
+    python benchmarks/codiesp_misses.py [--split dev] [--limit N]
+
+Prints a Markdown table; with --write it also replaces the coding-misses section of
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from run import replace_section  # noqa: E402
+
+from medcode.settings import get_settings, vocabulary_codebook  # noqa: E402
+from service.coding.coder import code_note  # noqa: E402
+from service.coding.factory import make_chooser  # noqa: E402
+from service.coding.retrieval import retrieve_all  # noqa: E402
+from service.evaluation import metrics  # noqa: E402
+from service.evaluation.datasets import load_codiesp  # noqa: E402
+from service.extraction.note_input import make_note  # noqa: E402
+from service.extraction.pipeline import Extractor  # noqa: E402
+from service.index_registry import IndexRegistry  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--codiesp", type=Path, default=REPO.parent / "shared" / "eval" / "codiesp")
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = ap.parse_args()
+    settings = get_settings()
+    registry = IndexRegistry(settings.index_dir, settings.embedding_backend,
+                             settings.embedding_model_path, settings.cache_dir)
+    index = registry.get(settings.default_year)
+    extractor = Extractor(vocabulary=vocabulary_codebook(settings))
+    chooser = make_chooser(settings, "rules")
+    cases = load_codiesp(args.codiesp, args.split, setting="inpatient")[:args.limit]
+    metrics.EXPANDED.update(g for c in cases for g in c.codes
+                            if (row := index.codebook.get(g)) is not None and not row.billable)
+    outcome: Counter[str] = Counter()
+    unreached: Counter[str] = Counter()
+    for case in cases:
+        r = code_note(make_note(case.text, setting=case.setting), extractor, index,
+                      registry.embedder, chooser)
+        coded = [c.code for c in r.codes]
+        reached = {c.code for f in r.facts for c in f.candidates}
+        skipped = [f for f in r.extraction.facts
+                   if f.assertion in ("negated", "hypothetical") and f.normalized]
+        negated = {c.code for fr in retrieve_all(index, registry.embedder, skipped,
+                                                 r.extraction, case.text).values()
+                   for c in fr.candidates}
+        for gold in case.codes:
+            if any(metrics.matches(c, gold) for c in coded):
+                outcome["coded"] += 1
+            elif any(metrics.matches(c, gold) for c in reached):
+                outcome["reached, another code chosen"] += 1
+            elif any(metrics.matches(c, gold) for c in negated):
+                outcome["only a negated or hypothetical mention reaches it"] += 1
+            else:
+                outcome["never reached (no extracted fact leads to it)"] += 1
+                unreached[gold] += 1
+    total = sum(outcome.values())
+    lines = [f"{len(cases)} CodiEsp {args.split} notes, {total} gold codes, rules chooser "
+             "(`python benchmarks/codiesp_misses.py --write`).", "",
+             "| gold code | count | share |", "|---|---|---|"]
+    lines += [f"| {name} | {n} | {n / total:.1%} |" for name, n in outcome.most_common()]
+    titles = {code: (row.title if (row := index.codebook.get(code)) else "?")
+              for code in unreached}
+    lines += ["", "Most frequent never-reached gold codes: " + ", ".join(
+        f"{code} ({titles[code]}) {n}" for code, n in unreached.most_common(12)) + "."]
+    print("\n".join(lines))
+    if args.write:
+        replace_section("coding-misses", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

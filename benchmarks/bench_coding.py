@@ -26,7 +26,16 @@ from service.coding.coder import code_note  # noqa: E402
 from service.coding.factory import make_chooser  # noqa: E402
 from service.extraction.note_input import make_note  # noqa: E402
 from service.extraction.pipeline import Extractor  # noqa: E402
-from service.index_registry import IndexRegistry  # noqa: E402
+from service.index_registry import IndexRegistry, YearIndex  # noqa: E402
+
+
+def open_default_index() -> tuple[Settings, IndexRegistry, YearIndex, Extractor]:
+    """The configured default year's index and an extractor with its vocabulary."""
+    settings = get_settings()
+    registry = IndexRegistry(settings.index_dir, settings.embedding_backend,
+                             settings.embedding_model_path, settings.cache_dir)
+    index = registry.get(settings.default_year)
+    return settings, registry, index, Extractor(vocabulary=vocabulary_codebook(settings))
 
 
 def main() -> None:
@@ -34,11 +43,7 @@ def main() -> None:
     ap.add_argument("--notes", type=int, default=50)
     ap.add_argument("--llm-notes", type=int, default=3)
     args = ap.parse_args()
-    settings = get_settings()
-    registry = IndexRegistry(settings.index_dir, settings.embedding_backend,
-                             settings.embedding_model_path, settings.cache_dir)
-    index = registry.get(settings.default_year)
-    extractor = Extractor(vocabulary=vocabulary_codebook(settings))
+    settings, registry, index, extractor = open_default_index()
     source, notes = corpus(args.notes + 5)
     rules = make_chooser(settings, "rules")
     for text in notes[:5]:  # warm: models loaded, caches filled

@@ -19,17 +19,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from bench_coding import open_default_index  # noqa: E402
 from run import replace_section  # noqa: E402
 
-from medcode.settings import get_settings, vocabulary_codebook  # noqa: E402
 from service.coding.coder import code_note  # noqa: E402
 from service.coding.factory import make_chooser  # noqa: E402
 from service.coding.retrieval import retrieve_all  # noqa: E402
 from service.evaluation import metrics  # noqa: E402
 from service.evaluation.datasets import load_codiesp  # noqa: E402
 from service.extraction.note_input import make_note  # noqa: E402
-from service.extraction.pipeline import Extractor  # noqa: E402
-from service.index_registry import IndexRegistry  # noqa: E402
 
 
 def main() -> None:
@@ -39,11 +37,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = ap.parse_args()
-    settings = get_settings()
-    registry = IndexRegistry(settings.index_dir, settings.embedding_backend,
-                             settings.embedding_model_path, settings.cache_dir)
-    index = registry.get(settings.default_year)
-    extractor = Extractor(vocabulary=vocabulary_codebook(settings))
+    settings, registry, index, extractor = open_default_index()
     chooser = make_chooser(settings, "rules")
     cases = load_codiesp(args.codiesp, args.split, setting="inpatient")[:args.limit]
     metrics.EXPANDED.update(g for c in cases for g in c.codes

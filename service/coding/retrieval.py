@@ -57,6 +57,17 @@ def _site_adjectives() -> dict[str, str]:
     return json.loads(SITE_ADJECTIVES.read_text(encoding="utf-8"))["sites"]
 
 
+def documented_site(fact: Fact, text: str) -> tuple[str | None, str | None]:
+    """The site phrase written after a fact ("of the right kidney"), and the site noun of
+    an anatomical adjective just before it ("testicular" → testis)."""
+    if not text:
+        return None, None
+    after = SITE_AFTER.match(text, fact.end)
+    before = SITE_BEFORE.search(text[max(0, fact.start - 40):fact.start])
+    noun = _site_adjectives().get(before.group(1).lower()) if before else None
+    return (after.group(1) if after else None), noun
+
+
 def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
                  ) -> tuple[list[tuple[str, str]], dict[str, str]]:
     term = fact.normalized or ""
@@ -68,14 +79,11 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
     words = [PHRASES[m.axis].format(v=m.value) for m in fact.modifiers
              if m.axis in PHRASES and m.value.lower() not in term.lower()]
     # The site written after the fact ("fracture of right distal radius") goes with it.
-    site = SITE_AFTER.match(text, fact.end) if text else None
-    if site and len(site.group(1).split()) <= 6:
-        words.insert(0, site.group(1))
-    elif text:  # ... or the adjective before it ("testicular tumor" → tumor of testis)
-        before = SITE_BEFORE.search(text, 0, fact.start)
-        noun = _site_adjectives().get(before.group(1).lower()) if before else None
-        if noun and noun not in term.lower():
-            words.insert(0, f"of {noun}")
+    after, noun = documented_site(fact, text)
+    if after and len(after.split()) <= 6:
+        words.insert(0, after)
+    elif noun and noun not in term.lower():  # "testicular tumor" → tumor of testis
+        words.insert(0, f"of {noun}")
     if words:
         queries.append(("term+modifiers", f"{term} {' '.join(dict.fromkeys(words))}"))
     partners: dict[str, str] = {}
@@ -167,13 +175,12 @@ def _neoplasm_table(index: YearIndex, fact: Fact, text: str) -> Candidate | None
     if column is None or not text:
         return None
     sites: list[str] = []
-    after = SITE_AFTER.match(text, fact.end)
+    after, noun = documented_site(fact, text)
     if after:
-        words = SITE_WORDS.sub("", after.group(1)).split()
+        words = SITE_WORDS.sub("", after).split()
         sites += [" ".join(words[:2]), words[0]] if words else []
-    before = SITE_BEFORE.search(text, 0, fact.start)
-    if before and before.group(1).lower() in _site_adjectives():
-        sites.insert(0, _site_adjectives()[before.group(1).lower()])
+    if noun:
+        sites.insert(0, noun)
     for site in dict.fromkeys(s for s in sites if s):
         cell = index.codebook.neoplasm_cell(site, column)
         if cell is None:

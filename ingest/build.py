@@ -23,6 +23,7 @@ from pathlib import Path
 from ingest import crosscheck
 from ingest.codebook import SCHEMA_VERSION, CodebookWriter, code_ref
 from ingest.embeddings import Embedder, EmbeddingCache, embed_with_cache
+from ingest.lexical_index import LEXICAL_FILE, LexicalIndex
 from ingest.parsers.alphabetic_index import parse_index
 from ingest.parsers.cross_references import resolve_see_references
 from ingest.parsers.guidelines import parse_guidelines
@@ -219,6 +220,15 @@ def write_codebook(path: Path, parsed: ParsedYear, year: str) -> None:
         writer.close()
 
 
+def write_lexical_index(stage_dir: Path) -> None:
+    """The lookup's word → rows arrays (ingest/lexical_index.py), saved beside the codebook."""
+    db = sqlite3.connect(f"file:{stage_dir / 'codebook.sqlite'}?mode=ro", uri=True)
+    try:
+        LexicalIndex.from_codebook(db).save(stage_dir / LEXICAL_FILE)
+    finally:
+        db.close()
+
+
 def verify(stage_dir: Path, expected: dict[str, int]) -> None:
     """Re-open what was written and check it matches what was parsed."""
     db = sqlite3.connect(f"file:{stage_dir / 'codebook.sqlite'}?mode=ro", uri=True)
@@ -235,6 +245,10 @@ def verify(stage_dir: Path, expected: dict[str, int]) -> None:
         }
         if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             raise BuildError("codebook integrity check failed")
+        try:
+            LexicalIndex.load(stage_dir / LEXICAL_FILE, db)
+        except (ValueError, OSError, KeyError) as exc:
+            raise BuildError(f"verification failed: lexical term index: {exc}") from exc
     finally:
         db.close()
     for key, value in got.items():
@@ -333,6 +347,10 @@ def build_year(
         progress.stage("writing codebook")
         write_codebook(stage_dir / "codebook.sqlite", parsed, year)
         report.timings_s["codebook"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        progress.stage("writing lexical term index")
+        write_lexical_index(stage_dir)
+        report.timings_s["lexical_index"] = round(time.perf_counter() - t0, 2)
 
         records = vector_records(parsed)
         client = open_client(stage_dir / "chroma")

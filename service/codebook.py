@@ -162,15 +162,6 @@ class Codebook:
             "SELECT source, path, code_ref FROM index_terms WHERE id = ?", (term_id,)
         ).fetchone()
 
-    def lexicon_search(self, match: str, limit: int) -> list[tuple[str, str, str, str, str]]:
-        """FTS5 search over titles, inclusion terms and index paths:
-        (text, modifiers, source, ref, code)."""
-        return self.db.execute(
-            "SELECT text, modifiers, source, ref, code FROM lexicon WHERE lexicon MATCH ? "
-            "ORDER BY rank LIMIT ?",
-            (match, limit),
-        ).fetchall()
-
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column
         (malignant_primary, benign, unspecified_behavior, ...), or None."""

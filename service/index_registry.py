@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ingest.embeddings import Embedder, make_embedder
+from ingest.lexical_index import LEXICAL_FILE, LexicalIndex
 from ingest.vector_store import VectorIndex
 from service.codebook import Codebook
+
+log = logging.getLogger(__name__)
 
 
 class UnknownYear(LookupError):
@@ -24,7 +28,9 @@ class YearIndex:
     manifest: dict[str, Any]
     codebook: Codebook
     _vectors: VectorIndex | None = field(default=None, repr=False)
+    _lexical: LexicalIndex | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lexical_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def vectors(self) -> VectorIndex:
@@ -32,6 +38,25 @@ class YearIndex:
             if self._vectors is None:
                 self._vectors = VectorIndex(self.path / "chroma")
             return self._vectors
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        with self._lexical_lock:
+            if self._lexical is None:
+                self._lexical = _open_lexical(self.path, self.codebook)
+            return self._lexical
+
+
+def _open_lexical(path: Path, codebook: Codebook) -> LexicalIndex:
+    saved = path / LEXICAL_FILE
+    if saved.exists():
+        try:
+            return LexicalIndex.load(saved, codebook.db)
+        except (ValueError, OSError, KeyError) as exc:
+            log.warning("%s unreadable (%s): building the term index in memory", saved, exc)
+    else:  # an index built before lexical.npz existed
+        log.info("%s missing: building the term index in memory (a rebuild saves it)", saved)
+    return LexicalIndex.from_codebook(codebook.db)
 
 
 class IndexRegistry:

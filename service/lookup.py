@@ -7,51 +7,29 @@ word orders the index does not print. Scores are in [0, 1].
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
-from nltk.stem.porter import PorterStemmer
 
 from ingest.embeddings import Embedder
+from ingest.lexical_index import SOURCE_WEIGHT, STOPWORDS, TOKEN_RE, stem, terms
 from service.index_registry import YearIndex
 
-# Words that carry no meaning for matching (the index's own connectives included).
-STOPWORDS = frozenset(
-    "a an and or of the to in on for by at as is are was with w due nos nec other "
-    "unspecified".split()
-)
-TOKEN_RE = re.compile(r"[a-z0-9]+")
-_stemmer = PorterStemmer()
+__all__ = ["SOURCE_WEIGHT", "STOPWORDS", "TOKEN_RE", "LookupHit", "Match", "embed_cached",
+           "lexical_candidates", "lookup", "lookup_many", "stem", "terms"]
+
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup-semantic")
 _query_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup-chroma")
-_lexical_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lookup-lexical")
 # Query vectors of recent texts ("pain", "hypertension" come back note after note).
 _vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _vectors_lock = threading.Lock()
 VECTOR_CACHE = 20_000
 
-# Weights: how much each kind of match counts (index paths first, as a coder works).
-SOURCE_WEIGHT = {
-    "index": 1.0, "eindex": 0.95, "neoplasm": 0.95, "drug": 0.95, "title": 0.92, "inclusion": 0.9,
-}
 LEXICAL_WEIGHT = 0.7
 VECTOR_WEIGHT = 0.3
-
-
-@lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    # Six characters of the stem: "neoplasm"/"neoplastic" and "diabetes"/"diabetic" are one
-    # concept, as the index's own main terms ("Neoplasm, neoplastic") treat them.
-    return _stemmer.stem(word)[:6]
-
-
-def terms(text: str) -> list[str]:
-    return [stem(w) for w in TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]
 
 
 @dataclass
@@ -73,38 +51,10 @@ class LookupHit:
     other_matches: list[Match] = field(default_factory=list)
 
 
-def _fts_query(words: list[str], conjunction: str) -> str:
-    return f" {conjunction} ".join(f'"{w}"' for w in dict.fromkeys(words))
-
-
-def lexical_candidates(index: YearIndex, query: str, limit: int = 150) -> dict[str, Match]:
-    """Best lexical match per code, scored by how much of the query and the row overlap."""
-    raw_words = [w for w in TOKEN_RE.findall(query.lower()) if w not in STOPWORDS]
-    if not raw_words:
-        return {}
-    q_terms = set(terms(query))
-    rows = index.codebook.lexicon_search(_fts_query(raw_words, "AND"), limit)
-    # Rows holding every word are the best a lexical match can do; widen only when none do
-    # (an OR query must rank every row holding any word: ten times slower).
-    if not rows and len(raw_words) > 1:
-        rows += index.codebook.lexicon_search(_fts_query(raw_words, "OR"), limit)
-    best: dict[str, Match] = {}
-    for text, modifiers, source, _ref, code in rows:
-        r_terms = set(terms(text))
-        path_hits = q_terms & r_terms
-        if not path_hits:  # matched only through modifiers or a see target: not this row
-            continue
-        see = modifiers if modifiers.startswith("→ see") else ""
-        # Non-essential modifiers may supply query words (at half weight); lacking them
-        # costs a row nothing.
-        mod_hits = (q_terms & set(terms(modifiers))) - path_hits if not see else set()
-        q_cov = (len(path_hits) + 0.5 * len(mod_hits)) / len(q_terms)
-        r_cov = len(path_hits) / len(r_terms)
-        score = q_cov * (0.5 + 0.5 * r_cov) * SOURCE_WEIGHT.get(source, 0.9)
-        if code not in best or score > best[code].score:
-            shown = f"{text} {see}" if see else text
-            best[code] = Match(text=shown, source=source, score=round(score, 4))
-    return best
+def lexical_candidates(index: YearIndex, query: str) -> dict[str, Match]:
+    """Best lexical match per code (service/lexical_index.py)."""
+    return {m.code: Match(text=m.text, source=m.source, score=m.score)
+            for m in index.lexical.search(query)}
 
 
 def vector_candidates(index: YearIndex, embedding: np.ndarray, k: int = 15) -> dict[str, Match]:
@@ -146,8 +96,7 @@ def lookup_many(index: YearIndex, queries: list[str], embedder: Embedder | None,
     semantic_job = None
     if embedder is not None and unique:
         semantic_job = _pool.submit(_vector_candidates_many, index, embedder, unique)
-    # FTS5 runs with the GIL released: two threads use both cores.
-    lexical = list(_lexical_pool.map(lambda q: lexical_candidates(index, q), unique))
+    lexical = [lexical_candidates(index, q) for q in unique]
     semantic = semantic_job.result() if semantic_job is not None else [{} for _ in unique]
     return {q: _fuse(index, lex, sem, limit)
             for q, lex, sem in zip(unique, lexical, semantic, strict=True)}

@@ -14,6 +14,7 @@ import pytest
 
 from ingest.build import build_year, is_current, recover_interrupted
 from ingest.embeddings import EmbeddingCache, make_embedder
+from ingest.lexical_index import LexicalIndex
 from ingest.sources import SourceError, resolve_sources
 from tests.mini_sources import write_mini_sources
 
@@ -63,6 +64,10 @@ def test_build_writes_codebook_vectors_and_manifest(tmp_path: Path, embedder) ->
     )
     path = db.execute("SELECT path FROM index_terms WHERE code='E11.65'").fetchone()[0]
     assert path == "Diabetes, diabetic > type 2 > with > hyperglycemia"
+    # The lookup's term index is saved beside the codebook and reads back against it.
+    lexical = LexicalIndex.load(final / "lexical.npz", db)
+    assert lexical.search("diabetes type 2 hyperglycemia")[0].code == "E11.65"
+    assert "lexical_index" in report.timings_s
     assert report.counts["vectors_tabular"] > 0
     assert not list((tmp_path / "index").glob(".staging-*"))
     with resolve_sources("2025", [src], [], False, tmp_path / "cache") as sources:

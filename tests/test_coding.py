@@ -114,6 +114,16 @@ def test_chronic_condition_documented_as_history_is_current(coder) -> None:  # t
     assert "J18.9" not in codes(r)
 
 
+def test_external_cause_codes_are_no_candidates_of_a_condition(coder) -> None:  # type: ignore[no-untyped-def]
+    # The External Cause Index has "Fracture → X58" (circumstances unknown), which matches
+    # the word exactly; it is a cause code, never the code of the fracture itself.
+    r = coder("Radiograph showed a fracture.", "inpatient")
+    fracture = next(f for f in r.facts if f.text == "fracture")
+    assert fracture.candidates
+    assert not [c.code for c in fracture.candidates if c.code[0] in "VWXY"]
+    assert not [c for c in codes(r) if c[0] in "VWXY"]
+
+
 def test_paths_adding_undocumented_qualifiers_rank_lower(coder) -> None:  # type: ignore[no-untyped-def]
     r = coder("A 54-year-old woman with a urinary tract infection.", "inpatient")
     assert codes(r) == ["N39.0"]

@@ -26,6 +26,9 @@ SITE_ADJECTIVES = Path(__file__).parent.parent / "rules" / "site_adjectives.json
 PER_QUERY = 20
 EXCERPT = 200  # characters of note each side of a fact, for a model's prompt
 TOP_CANDIDATES = 20
+# External-cause codes (chapter 20) say how an injury happened; a fact is a condition, so
+# the External Cause Index's "Fracture → X58" is never its code (Guidelines I.C.20).
+EXTERNAL_CAUSE = tuple("VWXY")
 # How a modifier reads inside an index query ("chronic kidney disease stage 3a").
 PHRASES = {
     "laterality": "{v}", "acuity": "{v}", "heart_failure_type": "{v}", "ckd_stage": "stage {v}",
@@ -122,6 +125,8 @@ def _assemble(index: YearIndex, fact: Fact, queries: list[tuple[str, str]],
     merged: dict[str, Candidate] = {}
     for label, query in queries:
         for hit in hits[query]:
+            if hit.code.startswith(EXTERNAL_CAUSE):
+                continue
             seen = merged.get(hit.code)
             if seen is None:
                 merged[hit.code] = Candidate(

@@ -114,6 +114,24 @@ def test_chronic_condition_documented_as_history_is_current(coder) -> None:  # t
     assert "J18.9" not in codes(r)
 
 
+def test_documented_site_decides_and_defaults_claim_nothing_undocumented(coder) -> None:  # type: ignore[no-untyped-def]
+    # The site written after the fact makes the modifiers query's answer win over R52.
+    assert codes(coder("Pain in the left knee.", "inpatient")) == ["M25.562"]
+    # Crohn's disease NOS is K50.90 (without complications), never "with unspecified
+    # complications"; type 2 diabetes NOS stays E11.9 ("without complications" claims none).
+    assert codes(coder("Patient with Crohn's disease.", "inpatient")) == ["K50.90"]
+    assert codes(coder("Patient with type 2 diabetes mellitus.", "inpatient")) == ["E11.9"]
+
+
+def test_index_wording_and_lab_tests(coder) -> None:  # type: ignore[no-untyped-def]
+    # The Index itself: Adenopathy R59.9, Lymphadenopathy (generalized) R59.1.
+    assert codes(coder("CT showed adenopathies.", "inpatient")) == ["R59.9"]
+    assert codes(coder("Generalized lymphadenopathy.", "inpatient")) == ["R59.1"]
+    # "Tumor markers" is a laboratory test, not a neoplasm.
+    r = coder("Tumor markers were requested.", "inpatient")
+    assert codes(r) == [] and next(f.reason for f in r.facts).startswith("procedure")
+
+
 def test_external_cause_codes_are_no_candidates_of_a_condition(coder) -> None:  # type: ignore[no-untyped-def]
     # The External Cause Index has "Fracture → X58" (circumstances unknown), which matches
     # the word exactly; it is a cause code, never the code of the fracture itself.

@@ -16,7 +16,7 @@ from typing import Protocol
 from service.codebook import Codebook, CodeRow
 from service.coding.models import Alternative, Candidate, Flag
 from service.coding.queries import draft, query_axes
-from service.coding.retrieval import FactRetrieval
+from service.coding.retrieval import FactRetrieval, documented_site
 from service.extraction.models import Fact
 
 MIN_SCORE = 0.35
@@ -80,10 +80,12 @@ class RulesChooser:
         # The modifiers query decides when its answer carries a documented modifier.
         specific = _top(retrieval.candidates, "term+modifiers", fact, SPECIFIC_MIN)
         if specific is not None and specific.code != best.code \
-                and _carries_modifier(specific, fact, best) \
+                and (_carries_modifier(specific, fact, best)
+                     or _carries_site(specific, best, _site_stems(retrieval))) \
                 and not _adds_undocumented(specific, retrieval) \
                 and (specific.code[:3] == best.code[:3]
-                     or specific.scores["term+modifiers"] >= best.scores.get(labels[0], 0.0)):
+                     or specific.scores["term+modifiers"]
+                     >= best.scores.get("term+modifiers", 0.0)):
             best = specific
         # The Neoplasm table row of the documented site is where the Index sends a coder.
         table = next((c for c in retrieval.candidates if c.source == "neoplasm_table"), None)
@@ -102,8 +104,10 @@ class RulesChooser:
                 break
         if not best.billable:
             # A billable code under it, nearly as good, is what the Index itself gives.
+            # ... unless it names what the note does not ("with unspecified complications").
             under = [c for c in retrieval.candidates if c.billable
-                     and c.code.startswith(best.code) and c.score >= best.score - 0.1]
+                     and c.code.startswith(best.code) and c.score >= best.score - 0.1
+                     and not _adds_undocumented(c, retrieval)]
             if under:
                 best = max(under, key=lambda c: c.score - _residual(c, fact))
         code, missing, path = descend(codebook, best.code, fact)
@@ -173,12 +177,33 @@ def _carries_modifier(candidate: Candidate, fact: Fact, against: Candidate) -> b
                and not _in_title(m.axis, m.value.lower(), other) for m in fact.modifiers)
 
 
+SITE_FILLER = {"of", "in", "on", "to", "the", "left", "right", "both", "bilateral"}
+
+
+def _site_stems(retrieval: FactRetrieval) -> set[str]:
+    """Five-letter stems of the site documented with the fact ("in the right renal fossa",
+    "testicular" → testis), for telling a site-specific answer from the primary one."""
+    after, noun = documented_site(retrieval.fact, retrieval.note)
+    words = re.findall(r"[a-z]+", f"{after or ''} {noun or ''}".lower())
+    return {w[:5] for w in words if w not in SITE_FILLER and len(w) >= 4}
+
+
+def _carries_site(candidate: Candidate, against: Candidate, site: set[str]) -> bool:
+    """Does the candidate's path or title name the documented site the other lacks?"""
+    if not site:
+        return False
+    def named(c: Candidate) -> set[str]:
+        return {w[:5] for w in re.findall(r"[a-z]+", f"{c.title} {c.matched}".lower())}
+    return bool((named(candidate) - named(against)) & site)
+
+
 def _adds_undocumented(candidate: Candidate, retrieval: FactRetrieval) -> bool:
     """Does the title name something (a site, a cause) that neither the queries nor the
     note around the fact say? "Pain in right hand" for "right ... pain" does."""
     said = " ".join(q for _, q in retrieval.queries) + " " + retrieval.excerpt
     stems = {w[:5] for w in re.findall(r"[a-z]+", said.lower())}
     title = re.sub(r"\([^)]*\)|\[[^]]*\]", " ", candidate.title.lower())  # nonessential
+    title = re.sub(r"\bwithout\b[^,;]*", " ", title)  # what the code does not claim
     words = [w for w in re.findall(r"[a-z]+", title)
              if len(w) >= 4 and w not in GENERIC_TITLE_WORDS]
     return any(w[:5] not in stems for w in words)

@@ -84,6 +84,7 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
     # The site written after the fact ("fracture of right distal radius") goes with it.
     after, noun = documented_site(fact, text)
     if after and len(after.split()) <= 6:
+        words = [w for w in words if w.lower() not in after.lower().split()]
         words.insert(0, after)
     elif noun and noun not in term.lower():  # "testicular tumor" → tumor of testis
         words.insert(0, f"of {noun}")

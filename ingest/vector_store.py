@@ -90,19 +90,23 @@ class VectorIndex:
     def count(self, collection: str) -> int:
         return self.stores[collection].client.count()
 
-    def query_many(self, collection: str, embeddings: np.ndarray, k: int
-                   ) -> list[list[VectorHit]]:
+    def query_many(self, collection: str, embeddings: np.ndarray, k: int,
+                   payload: bool = True) -> list[list[VectorHit]]:
         """One Chroma call for many query vectors (a note's facts); the same hits and
-        scores as query() for each."""
+        scores as query() for each. payload=False fetches ids and distances only (the
+        hits' text and metadata left empty): half the time, since the stored metadata
+        carries llama-index's node JSON; the caller resolves ids itself."""
         if len(embeddings) == 0:
             return []
+        include = ["documents", "metadatas", "distances"] if payload else ["distances"]
         result = self.stores[collection].client.query(
-            query_embeddings=embeddings.tolist(), n_results=k,
-            include=["documents", "metadatas", "distances"])
+            query_embeddings=embeddings.tolist(), n_results=k, include=include)
+        n = len(result["ids"])
+        docs_all = result.get("documents") or [[None] * len(i) for i in result["ids"]]
+        metas_all = result.get("metadatas") or [[None] * len(i) for i in result["ids"]]
         out: list[list[VectorHit]] = []
-        for ids, docs, metas, dists in zip(result["ids"], result["documents"] or [],
-                                           result["metadatas"] or [], result["distances"] or [],
-                                           strict=True):
+        for ids, docs, metas, dists in zip(result["ids"], docs_all[:n], metas_all[:n],
+                                           result["distances"] or [], strict=True):
             # llama-index's Chroma store reports exp(-distance) as the similarity.
             out.append([VectorHit(id=i, text=d or "", score=math.exp(-dist),
                                   metadata={key: v for key, v in (m or {}).items()

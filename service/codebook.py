@@ -162,6 +162,34 @@ class Codebook:
             "SELECT source, path, code_ref FROM index_terms WHERE id = ?", (term_id,)
         ).fetchone()
 
+    def vector_targets(self, ids: list[str]) -> dict[str, tuple[str, str]]:
+        """(code, embedded text) of vector ids, as ingest/build.py's vector_records wrote
+        them: "code:E11.9" → the title and its inclusion terms, "term:123" → the index
+        path. Lets a vector search fetch distances only (Chroma's stored metadata is large)."""
+        out: dict[str, tuple[str, str]] = {}
+        codes = [i[5:] for i in ids if i.startswith("code:")]
+        terms = [int(i[5:]) for i in ids if i.startswith("term:")]
+        for i in range(0, len(codes), 500):
+            chunk = codes[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            titles = dict(self.db.execute(
+                f"SELECT code, title FROM codes WHERE code IN ({marks})", chunk).fetchall())
+            inclusion: dict[str, list[str]] = {}
+            for code, text in self.db.execute(
+                    f"SELECT code, text FROM notes WHERE kind = 'inclusion_term' AND code IN "
+                    f"({marks}) ORDER BY code, position, id", chunk):
+                inclusion.setdefault(code, []).append(text)
+            for code, title in titles.items():
+                out[f"code:{code}"] = (code, "; ".join([title, *inclusion.get(code, [])]))
+        for i in range(0, len(terms), 500):
+            chunk_ids = terms[i:i + 500]
+            marks = ",".join("?" * len(chunk_ids))
+            for term_id, path, code in self.db.execute(
+                    f"SELECT id, path, code_ref FROM index_terms WHERE id IN ({marks})",
+                    chunk_ids):
+                out[f"term:{term_id}"] = (code or "", path)
+        return out
+
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column
         (malignant_primary, benign, unspecified_behavior, ...), or None."""

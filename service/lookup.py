@@ -105,15 +105,19 @@ def lookup_many(index: YearIndex, queries: list[str], embedder: Embedder | None,
 def _vector_candidates_many(index: YearIndex, embedder: Embedder, queries: list[str],
                             k: int = 15) -> list[dict[str, Match]]:
     embeddings = embed_cached(embedder, queries)
-    jobs = {c: _query_pool.submit(index.vectors.query_many, c, embeddings, k)
+    jobs = {c: _query_pool.submit(index.vectors.query_many, c, embeddings, k, False)
             for c in ("index_paths", "tabular")}
+    results = {c: job.result() for c, job in jobs.items()}
+    # Ids name their codebook row ("code:E11.9", "term:123"): code and text come from there.
+    targets = index.codebook.vector_targets(
+        list({h.id for hits in results.values() for q in hits for h in q}))
     out: list[dict[str, Match]] = [{} for _ in queries]
-    for collection, job in jobs.items():
-        for best, hits in zip(out, job.result(), strict=True):
+    for collection, per_query in results.items():
+        for best, hits in zip(out, per_query, strict=True):
             for hit in hits:
-                code = str(hit.metadata.get("code") or "")
+                code, text = targets.get(hit.id, ("", ""))
                 if code and (code not in best or hit.score > best[code].score):
-                    best[code] = Match(text=hit.text, source=f"vector:{collection}",
+                    best[code] = Match(text=text, source=f"vector:{collection}",
                                        score=round(hit.score, 4))
     return out
 

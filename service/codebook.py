@@ -70,6 +70,8 @@ class Codebook:
             raise FileNotFoundError(f"{path}: no codebook (build the index first)")
         self.path = path
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._neoplasm: dict[str, list[tuple[str, str, str]]] | None = None
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
     @property
@@ -192,14 +194,29 @@ class Codebook:
 
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column
-        (malignant_primary, benign, unspecified_behavior, ...), or None."""
-        row = self.db.execute(
-            "SELECT t.path, c.code_ref FROM index_terms t JOIN table_cells c ON c.term_id = t.id "
-            "WHERE t.source = 'neoplasm' AND t.level = 1 AND c.col = ? AND "
-            "(lower(t.title) = ? OR lower(t.title) LIKE ? || ',%' OR lower(t.title) LIKE ? "
-            "|| ' (%' OR lower(t.title) = ? || ' nos') ORDER BY length(t.title) LIMIT 1",
-            (column, *[site.lower()] * 4)).fetchone()
-        return (row[0], row[1]) if row else None
+        (malignant_primary, benign, unspecified_behavior, ...), or None. The row is the
+        shortest site title that is the site, begins "<site>," or "<site> (", or is
+        "<site> NOS"."""
+        site = site.lower()
+        best: tuple[str, str, str] | None = None
+        for title, path, code in self._neoplasm_rows().get(column, ()):
+            if (title == site or title.startswith((f"{site},", f"{site} ("))
+                    or title == f"{site} nos") and (best is None or len(title) < len(best[0])):
+                best = (title, path, code)
+        return (best[1], best[2]) if best else None
+
+    def _neoplasm_rows(self) -> dict[str, list[tuple[str, str, str]]]:
+        # The table's ~1,500 site rows, read once: a LIKE query scans them on every call.
+        with self._lock:
+            if self._neoplasm is None:
+                rows: dict[str, list[tuple[str, str, str]]] = {}
+                for title, path, column, code in self.db.execute(
+                        "SELECT lower(t.title), t.path, c.col, c.code_ref FROM index_terms t "
+                        "JOIN table_cells c ON c.term_id = t.id WHERE t.source = 'neoplasm' "
+                        "AND t.level = 1 ORDER BY t.id"):
+                    rows.setdefault(column, []).append((title, path, code))
+                self._neoplasm = rows
+            return self._neoplasm
 
     def count(self, table: str, where: str = "") -> int:
         return self.db.execute(f"SELECT count(*) FROM {table} {where}").fetchone()[0]

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Query, Request
 
 from medcode.settings import Settings, vocabulary_codebook
 from service.extraction.pipeline import Extractor
-from service.index_registry import IndexRegistry, UnknownYear, YearIndex
+from service.index_registry import IndexRegistry, UnknownYear, YearIndex, freeze_loaded
 
 
 def get_settings(request: Request) -> Settings:
@@ -45,6 +45,7 @@ def get_extractor(request: Request) -> Extractor:
     with state.extractor_lock:
         if state.extractor is None:
             state.extractor = Extractor(vocabulary=vocabulary_codebook(state.settings))
+            freeze_loaded()
     return state.extractor
 
 

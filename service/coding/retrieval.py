@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from ingest.embeddings import Embedder
@@ -211,6 +211,11 @@ def _qualifier_rules() -> tuple[float, list[tuple[str, re.Pattern[str], set[str]
          re.compile(r["note"], re.I) if "note" in r else None) for r in data["rules"]]
 
 
+@lru_cache(maxsize=64)
+def _note_says(pattern: re.Pattern[str], text: str) -> bool:
+    return pattern.search(text) is not None  # once per note, not once per candidate
+
+
 def _check_qualifiers(candidate: Candidate, fact: Fact, text: str) -> None:
     """Rank lower a path that adds what the note does not say ("Newborn > infection >
     urinary tract" for an adult's UTI, "History > family > diabetes" for a present one)."""
@@ -218,7 +223,7 @@ def _check_qualifiers(candidate: Candidate, fact: Fact, text: str) -> None:
     for name, match, assertions, note in rules:
         if not (match.search(candidate.matched) or match.search(candidate.title)):
             continue
-        if fact.assertion in assertions or (note is not None and note.search(text)):
+        if fact.assertion in assertions or (note is not None and _note_says(note, text)):
             continue
         candidate.score = round(candidate.score * penalty, 4)
         candidate.scores = {k: round(v * penalty, 4) for k, v in candidate.scores.items()}

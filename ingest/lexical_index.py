@@ -143,7 +143,7 @@ class LexicalIndex:
         holding = [self._word_rows.get(w, empty) for w in selecting]
         rows = holding[0]
         for h in holding[1:]:
-            rows = np.intersect1d(rows, h, assume_unique=True)
+            rows = rows[_member(rows, h)]
         if not len(rows):
             if len(selecting) == 1:
                 return []
@@ -225,10 +225,17 @@ def _arrays(postings: dict[str, list[int]]) -> dict[str, np.ndarray]:
     return {w: np.array(v, dtype=np.int32) for w, v in postings.items()}
 
 
+def _member(rows: np.ndarray, sorted_rows: np.ndarray) -> np.ndarray:
+    """Which of `rows` are in `sorted_rows` (binary search: both are short beside a sort)."""
+    if not len(sorted_rows):
+        return np.zeros(len(rows), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_rows, rows), len(sorted_rows) - 1)
+    return sorted_rows[at] == rows
+
+
 def _count_in(rows: np.ndarray, postings: list[np.ndarray]) -> np.ndarray:
     """For each of the sorted `rows`, in how many of `postings` it appears."""
     counts = np.zeros(len(rows), dtype=np.float64)
     for p in postings:
-        if len(p):
-            counts += np.isin(rows, p, assume_unique=True)
+        counts += _member(rows, p)
     return counts

@@ -97,6 +97,7 @@ def ingest_build(
     from ingest.build import BuildError, build_year, is_current
     from ingest.embeddings import EmbeddingCache, make_embedder
     from ingest.sources import SourceError, resolve_sources
+    from service.extraction.pipeline import lookup_terms
 
     settings = get_settings()
     target = index_dir or settings.index_dir
@@ -120,7 +121,11 @@ def ingest_build(
                           "nothing to build")
                 return
             cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite")
-            report = build_year(year, source_set, target, embedder, cache, TerminalProgress())
+            report = build_year(
+                year, source_set, target, embedder, cache, TerminalProgress(),
+                # The extraction vocabulary grows from the codebook being built.
+                query_vocabulary=lambda codebook: lookup_terms(
+                    codebook if settings.extraction_vocabulary else None))
         except (BuildError, ValueError, OSError) as exc:
             raise fail(str(exc)) from None
     print_report(report.to_json())

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ingest.build import QUERY_VECTORS_FILE
 from ingest.embeddings import Embedder, make_embedder
 from ingest.lexical_index import LEXICAL_FILE, LexicalIndex
 from ingest.vector_store import VectorIndex
@@ -38,6 +41,8 @@ class YearIndex:
     codebook: Codebook
     _vectors: VectorIndex | None = field(default=None, repr=False)
     _lexical: LexicalIndex | None = field(default=None, repr=False)
+    _query_vectors: tuple[str, dict[str, np.ndarray]] | None = field(default=None,
+                                                                      repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _lexical_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -48,6 +53,15 @@ class YearIndex:
                 self._vectors = VectorIndex(self.path / "chroma")
             return self._vectors
 
+    def query_vectors(self, model_name: str) -> dict[str, np.ndarray]:
+        """Saved vectors of the extraction vocabulary's terms (ingest/build.py), when they
+        were made by `model_name`; else none."""
+        with self._lexical_lock:
+            if self._query_vectors is None:
+                self._query_vectors = _open_query_vectors(self.path / QUERY_VECTORS_FILE)
+            model, vectors = self._query_vectors
+            return vectors if model == model_name else {}
+
     @property
     def lexical(self) -> LexicalIndex:
         with self._lexical_lock:
@@ -55,6 +69,20 @@ class YearIndex:
                 self._lexical = _open_lexical(self.path, self.codebook)
                 freeze_loaded()
             return self._lexical
+
+
+def _open_query_vectors(path: Path) -> tuple[str, dict[str, np.ndarray]]:
+    """(embedding model, text → vector); ("", {}) when the index has none."""
+    if not path.exists():
+        return "", {}
+    try:
+        with np.load(path) as saved:
+            vectors = saved["vectors"]
+            return str(saved["model"]), {str(t): vectors[i]
+                                         for i, t in enumerate(saved["texts"])}
+    except (ValueError, OSError, KeyError) as exc:
+        log.warning("%s unreadable (%s): query terms will be embedded as they come", path, exc)
+        return "", {}
 
 
 def _open_lexical(path: Path, codebook: Codebook) -> LexicalIndex:

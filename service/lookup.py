@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ingest.embeddings import Embedder
 from ingest.lexical_index import SOURCE_WEIGHT, STOPWORDS, TOKEN_RE, stem, terms
+from service.codebook import CodeRow
 from service.index_registry import YearIndex
 
 __all__ = ["SOURCE_WEIGHT", "STOPWORDS", "TOKEN_RE", "LookupHit", "Match", "embed_cached",
@@ -98,13 +100,16 @@ def lookup_many(index: YearIndex, queries: list[str], embedder: Embedder | None,
         semantic_job = _pool.submit(_vector_candidates_many, index, embedder, unique)
     lexical = [lexical_candidates(index, q) for q in unique]
     semantic = semantic_job.result() if semantic_job is not None else [{} for _ in unique]
-    return {q: _fuse(index, lex, sem, limit)
-            for q, lex, sem in zip(unique, lexical, semantic, strict=True)}
+    ranked = [_rank(lex, sem, limit) for lex, sem in zip(lexical, semantic, strict=True)]
+    rows = index.codebook.get_many(list({c for top, _ in ranked for c in top}))  # one read
+    return {q: _hits(top, fused, lex, sem, rows, limit)
+            for q, (top, fused), lex, sem in zip(unique, ranked, lexical, semantic,
+                                                 strict=True)}
 
 
 def _vector_candidates_many(index: YearIndex, embedder: Embedder, queries: list[str],
                             k: int = 15) -> list[dict[str, Match]]:
-    embeddings = embed_cached(embedder, queries)
+    embeddings = embed_cached(embedder, queries, index.query_vectors(embedder.model_name))
     jobs = {c: _query_pool.submit(index.vectors.query_many, c, embeddings, k, False)
             for c in ("index_paths", "tabular")}
     results = {c: job.result() for c, job in jobs.items()}
@@ -122,8 +127,17 @@ def _vector_candidates_many(index: YearIndex, embedder: Embedder, queries: list[
     return out
 
 
-def embed_cached(embedder: Embedder, texts: list[str]) -> np.ndarray:
-    """embedder.embed(texts), keeping the last VECTOR_CACHE query vectors."""
+def embed_cached(embedder: Embedder, texts: list[str],
+                 saved: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """embedder.embed(texts), keeping the last VECTOR_CACHE query vectors; `saved` holds
+    vectors made by the same model at index build time (the extraction vocabulary)."""
+    if saved and all(t in saved for t in texts):
+        return np.stack([saved[t] for t in texts])
+    if saved:
+        with _vectors_lock:
+            for t in texts:
+                if t in saved:
+                    _vectors[(embedder.model_name, t)] = saved[t]
     keys = [(embedder.model_name, t) for t in texts]
     with _vectors_lock:
         missing = list(dict.fromkeys(k for k in keys if k not in _vectors))
@@ -146,13 +160,25 @@ def embed_cached(embedder: Embedder, texts: list[str]) -> np.ndarray:
 
 def _fuse(index: YearIndex, lexical: dict[str, Match], semantic: dict[str, Match],
           limit: int) -> list[LookupHit]:
+    top, fused = _rank(lexical, semantic, limit)
+    return _hits(top, fused, lexical, semantic, index.codebook.get_many(top), limit)
+
+
+def _rank(lexical: dict[str, Match], semantic: dict[str, Match], limit: int
+          ) -> tuple[list[str], dict[str, float]]:
+    """The best codes by fused score (a few more than `limit`: some may not be in the
+    codebook), and the fused scores."""
     fused: dict[str, float] = {}
     for code in set(lexical) | set(semantic):
         lex = lexical[code].score if code in lexical else 0.0
         sem = max(semantic[code].score, 0.0) if code in semantic else 0.0
         fused[code] = LEXICAL_WEIGHT * lex + VECTOR_WEIGHT * sem
-    top = sorted(fused, key=lambda c: (-fused[c], c))[: max(limit * 3, limit)]
-    rows = index.codebook.get_many(top)
+    return sorted(fused, key=lambda c: (-fused[c], c))[: max(limit * 3, limit)], fused
+
+
+def _hits(top: list[str], fused: dict[str, float], lexical: dict[str, Match],
+          semantic: dict[str, Match], rows: dict[str, CodeRow], limit: int
+          ) -> list[LookupHit]:
     hits: list[LookupHit] = []
     for code in top:
         row = rows.get(code)

@@ -305,6 +305,19 @@ def test_cough_for_two_weeks_is_not_a_pregnancy(extractor: Extractor) -> None:
     assert extractor.extract(make_note("Cough x 2 weeks.")).pregnancy is None
 
 
+@pytest.mark.parametrize("sentence", [
+    "Hypointense mass on T1-weighted sequences. Papillary carcinoma, stage T1.",
+    "Walking with full support at 6 weeks after the fracture.",
+    "Male patient, born at 40 weeks of gestation, with hydronephrosis.",
+    "Preterm newborn of 32 weeks gestational age with gastroenteritis.",
+])
+def test_imaging_staging_follow_up_and_birth_are_not_a_pregnancy(
+        extractor: Extractor, sentence: str) -> None:
+    r = extractor.extract(make_note(sentence))
+    assert r.pregnancy is None or r.pregnancy.trimester is None, r.pregnancy
+    assert not any("trimester" in modifiers(f) for f in r.facts)
+
+
 def test_wrapped_line_keeps_negation(extractor: Extractor) -> None:
     r = extractor.extract(make_note("Patient denies fever, chills or\nchest pain at rest."))
     assert fact(r, "chest pain").assertion == "negated"

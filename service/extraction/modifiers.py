@@ -141,7 +141,7 @@ class ModifierRules:
             status = "pregnant"
             evidence.append(_evidence(m))
         weeks, trimester, trimester_evidence = None, None, None
-        wm = self.weeks_prefix.search(text) or _gestation_weeks(self.weeks, text)
+        wm = self.weeks_prefix.search(text) or _gestation_weeks(self.weeks, text, m is not None)
         if wm and 1 <= int(wm.group(1)) <= 44:
             weeks, status = int(wm.group(1)), "pregnant"
             evidence.append(_evidence(wm))
@@ -170,12 +170,20 @@ def _evidence(m: re.Match[str]) -> Evidence:
     return Evidence(text=m.group(0), start=m.start(), end=m.end())
 
 
-def _gestation_weeks(regex: re.Pattern[str], text: str) -> re.Match[str] | None:
-    """'30 wks', '30w2d', '12 weeks pregnant' — but not 'x 2 weeks' of symptoms."""
+# "born at 40 weeks", "preterm newborn of 32 weeks": the patient's own birth, not a pregnancy.
+BIRTH = re.compile(r"\b(?:born|newborn|neonate|preterm|premature|birth)\b[^.;]{0,25}$", re.I)
+
+
+def _gestation_weeks(regex: re.Pattern[str], text: str, pregnancy_cue: bool
+                     ) -> re.Match[str] | None:
+    """'30 wks', '30w2d', '12 weeks pregnant' — but not 'x 2 weeks' of symptoms, nor
+    'at 6 weeks' (after surgery) in a note that names no pregnancy."""
     for m in regex.finditer(text):
         tail = m.group(0).lower()
-        preceding = text[max(0, m.start() - 12):m.start()].lower()
+        preceding = text[max(0, m.start() - 40):m.start()]
+        if BIRTH.search(preceding):
+            continue
         if re.search(r"(gestation|ga|pregnan|iup|ega|\d\s*d\b|w\d)", tail) or \
-                re.search(r"(@|at|g\d+\s*p\d+)\s*$", preceding):
+                (pregnancy_cue and re.search(r"(@|at|g\d+\s*p\d+)\s*$", preceding[-12:].lower())):
             return m
     return None

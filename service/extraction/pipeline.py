@@ -57,6 +57,26 @@ class _Target:
     flags: list[str]
 
 
+def load_vocabulary(resources: Path = RESOURCES, vocabulary: Path | None = None
+                    ) -> tuple[list[Concept], str]:
+    """The curated lexicon, extended by the index terms of a year's codebook.sqlite."""
+    concepts = load_concepts(resources / "concepts.tsv")
+    if vocabulary is None:
+        return concepts, "curated lexicon only"
+    curated = {c.surface for c in concepts}
+    extra = [c for c in index_vocabulary(
+        vocabulary, load_stopwords(resources / "vocabulary_stopwords.txt"))
+        if c.surface not in curated]
+    return concepts + extra, f"+ {len(extra):,} index terms from {vocabulary.parent.name}"
+
+
+def lookup_terms(vocabulary: Path | None = None) -> list[str]:
+    """The terms step 2 looks up for facts of this vocabulary (their normalized forms):
+    an index build saves their query vectors."""
+    concepts, _ = load_vocabulary(RESOURCES, vocabulary)
+    return sorted({c.normalized for c in concepts if c.normalized})
+
+
 class Extractor:
     """`vocabulary`: a year's codebook.sqlite whose terms extend the curated lexicon."""
 
@@ -65,15 +85,7 @@ class Extractor:
         self.inventory = SenseInventory(resources / "abbreviation_senses.tsv",
                                         resources / "abbreviations.tsv")
         self.modifier_rules = ModifierRules(resources / "modifiers.json")
-        self.concepts = load_concepts(resources / "concepts.tsv")
-        vocabulary_note = "curated lexicon only"
-        if vocabulary is not None:
-            curated = {c.surface for c in self.concepts}
-            extra = [c for c in index_vocabulary(
-                vocabulary, load_stopwords(resources / "vocabulary_stopwords.txt"))
-                if c.surface not in curated]
-            self.concepts += extra
-            vocabulary_note = f"+ {len(extra):,} index terms from {vocabulary.parent.name}"
+        self.concepts, vocabulary_note = load_vocabulary(resources, vocabulary)
 
         # The medspaCy tokenizer only; components are called one by one in extract().
         self.nlp = medspacy.load(medspacy_enable=["medspacy_tokenizer"])

@@ -100,7 +100,11 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
             continue
         joiner = "due to" if rel.kind == "due_to" and rel.source == fact.id else "with"
         label = f"{joiner} {other.id}"
-        queries.append((label, f"{term} {joiner} {other.normalized}"))
+        if joiner == "with":  # one query for both facts of the pair: "a with b"
+            first, second = sorted((term, other.normalized))
+            queries.append((label, f"{first} with {second}"))
+        else:
+            queries.append((label, f"{term} due to {other.normalized}"))
         partners[label] = other.id
     return queries, partners
 

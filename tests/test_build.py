@@ -10,12 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ingest.build import build_year, is_current, recover_interrupted
 from ingest.embeddings import EmbeddingCache, make_embedder
 from ingest.lexical_index import LexicalIndex
 from ingest.sources import SourceError, resolve_sources
+from service.index_registry import IndexRegistry
+from service.lookup import embed_cached
 from tests.mini_sources import write_mini_sources
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,10 +29,12 @@ def embedder(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
     return make_embedder("onnx", None, tmp_path_factory.mktemp("cache"))
 
 
-def _build(src: Path, index_dir: Path, embedder, cache_dir: Path):  # type: ignore[no-untyped-def]
+def _build(src: Path, index_dir: Path, embedder, cache_dir: Path,  # type: ignore[no-untyped-def]
+           query_vocabulary=None):
     with resolve_sources("2025", [src], [], False, cache_dir) as sources:
         return build_year("2025", sources, index_dir, embedder,
-                          EmbeddingCache(cache_dir / "emb.sqlite"))
+                          EmbeddingCache(cache_dir / "emb.sqlite"),
+                          query_vocabulary=query_vocabulary)
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -49,7 +54,13 @@ def _env(index_dir: Path, cache_dir: Path) -> dict[str, str]:
 
 def test_build_writes_codebook_vectors_and_manifest(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     src = write_mini_sources(tmp_path / "src")
-    report = _build(src, tmp_path / "index", embedder, tmp_path / "cache")
+    asked: list[Path] = []
+
+    def vocabulary(codebook: Path) -> list[str]:  # what the CLI passes: extraction terms
+        asked.append(codebook)
+        return ["type 2 diabetes mellitus", "hypertension", "hypertension"]
+
+    report = _build(src, tmp_path / "index", embedder, tmp_path / "cache", vocabulary)
     final = tmp_path / "index" / "2025"
     manifest = json.loads((final / "manifest.json").read_text())
     assert manifest["year"] == "2025"
@@ -68,6 +79,18 @@ def test_build_writes_codebook_vectors_and_manifest(tmp_path: Path, embedder) ->
     lexical = LexicalIndex.load(final / "lexical.npz", db)
     assert lexical.search("diabetes type 2 hyperglycemia")[0].code == "E11.65"
     assert "lexical_index" in report.timings_s
+    # The vocabulary was read from the staged codebook; its vectors are saved by model.
+    assert asked and asked[0].name == "codebook.sqlite"
+    index = IndexRegistry(tmp_path / "index").get("2025")
+    saved = index.query_vectors(embedder.model_name)
+    assert sorted(saved) == ["hypertension", "type 2 diabetes mellitus"]
+    np.testing.assert_allclose(saved["hypertension"], embedder.embed(["hypertension"])[0],
+                               atol=1e-5)
+    assert index.query_vectors("another-model") == {}
+    # A lookup takes a saved vector as it is, without embedding the text again.
+    marker = np.full(embedder.dimension, 0.5, dtype=np.float32)
+    got = embed_cached(embedder, ["hypertension"], {"hypertension": marker})
+    assert (got[0] == marker).all()
     assert report.counts["vectors_tabular"] > 0
     assert not list((tmp_path / "index").glob(".staging-*"))
     with resolve_sources("2025", [src], [], False, tmp_path / "cache") as sources:

@@ -161,6 +161,26 @@ def test_integral_symptoms_only_where_routinely_part(coder) -> None:  # type: ig
     assert "R31.9" in codes(r) and "N18.31" in codes(r)
 
 
+def test_neoplasm_site_from_the_sentence_and_behavior_from_the_note(coder) -> None:  # type: ignore[no-untyped-def]
+    # The site is in the sentence, not beside the word: the Neoplasm table row of testis.
+    r = coder("The left testicle was completely occupied by a tumor of 8 cm.", "inpatient")
+    assert codes(r) == ["D49.59"]
+    # A site-less tumor in a note documenting a site-less malignancy is that malignancy.
+    r = coder("Biopsy: poorly differentiated carcinoma. The tumor was not resectable.",
+              "inpatient")
+    assert codes(r) == ["C80.1"]
+    tumor = next(f for f in r.facts if f.text == "tumor")
+    assert tumor.action == "combined" and "D49.9 not coded separately" in tumor.reason
+
+
+def test_pregnancy_alone_is_context_not_z33_1(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("Her first pregnancy and childbirth were uneventful. She has asthma.",
+              "inpatient")
+    assert "Z33.1" not in codes(r) and "J45.909" in codes(r)
+    pregnancy = next(f for f in r.facts if f.text == "pregnancy")
+    assert pregnancy.action == "not_coded" and "I.C.15.a.1" in pregnancy.reason
+
+
 def test_neoplasm_table_by_site_and_site_less_mentions(coder) -> None:  # type: ignore[no-untyped-def]
     r = coder("Ultrasound showed a testicular tumor. The tumor was removed.", "inpatient")
     assert codes(r) == ["D49.59"]

@@ -36,6 +36,7 @@ from service.validation import (
 
 INTEGRAL = Path(__file__).parent.parent / "rules" / "integral_symptoms.json"
 CHRONIC = Path(__file__).parent.parent / "rules" / "chronic_conditions.json"
+CONTEXT_ONLY = Path(__file__).parent.parent / "rules" / "context_only_terms.json"
 SECTION_PRIORITY = ["diagnoses", "assessment", "assessment_and_plan", "chief_complaint",
                     "history_of_present_illness", "hospital_course"]
 UNSPECIFIED_TITLE = re.compile(r"\bunspecified\b", re.I)
@@ -202,11 +203,15 @@ def _chronic_terms() -> re.Pattern[str]:
 
 
 # Site-less neoplasm codes: "the tumor", "the carcinoma" in a note that names the
-# neoplasm elsewhere refer back to it; C79.9 only to another secondary-site code.
-GENERIC_NEOPLASMS = {"D49.9": ("C", "D0", "D1", "D2", "D3", "D4"),
+# neoplasm elsewhere refer back to it; C79.9 only to another secondary-site code. The
+# malignant ones go first, so a site-less "tumor" finds where "the carcinoma" went.
+GENERIC_NEOPLASMS = {"C80.1": ("C",), "C80.0": ("C",), "C79.9": ("C77", "C78", "C79"),
+                     "D49.9": ("C", "D0", "D1", "D2", "D3", "D4"),
                      "D48.9": ("C", "D0", "D1", "D2", "D3", "D4"),
-                     "D36.9": ("C", "D0", "D1", "D2", "D3", "D4"),
-                     "C80.1": ("C",), "C80.0": ("C",), "C79.9": ("C77", "C78", "C79")}
+                     "D36.9": ("C", "D0", "D1", "D2", "D3", "D4")}
+# A tumor of unstated behavior in a note that documents a malignancy without its site is
+# that malignancy: C80.1, not D49.9 beside it.
+BEHAVIOR_UNSTATED = ("D49.9", "D48.9")
 
 
 def _merge_generic_neoplasms(chosen: dict[str, tuple[Choice, list[Fact]]],
@@ -217,6 +222,8 @@ def _merge_generic_neoplasms(chosen: dict[str, tuple[Choice, list[Fact]]],
         specific = next((c for c in chosen if c not in GENERIC_NEOPLASMS
                          and c.startswith(specific_prefixes)
                          and (c[0] == "C" or c[:3] <= "D49")), None)
+        if specific is None and generic in BEHAVIOR_UNSTATED and "C80.1" in chosen:
+            specific = "C80.1"
         if specific is None:
             continue
         _, facts = chosen.pop(generic)
@@ -228,9 +235,16 @@ def _merge_generic_neoplasms(chosen: dict[str, tuple[Choice, list[Fact]]],
                                   f"there ({generic} not coded separately)")
 
 
+@cache
+def _context_only() -> dict[str, str]:
+    return json.loads(CONTEXT_ONLY.read_text(encoding="utf-8"))["terms"]
+
+
 def _skip_reason(fact: Fact, setting: str) -> str | None:
     if fact.kind == "procedure":
         return "procedure: CPT/PCS coding is not part of this step"
+    if (fact.normalized or "").lower() in _context_only():
+        return _context_only()[(fact.normalized or "").lower()]
     if fact.assertion == "negated":
         return "negated: not coded"
     if fact.assertion == "hypothetical":

@@ -71,6 +71,27 @@ def documented_site(fact: Fact, text: str) -> tuple[str | None, str | None]:
     return (after.group(1) if after else None), noun
 
 
+@cache
+def _site_words() -> re.Pattern[str]:
+    words = sorted({*_site_adjectives(), *_site_adjectives().values()}, key=len, reverse=True)
+    return re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")s?\b", re.I)
+
+
+def sentence_site(fact: Fact, text: str) -> str | None:
+    """The site named nearest the fact in its own sentence ("a testicle completely
+    occupied by a tumor" → testis), for a neoplasm whose site is not written beside it."""
+    start = max(text.rfind(c, 0, fact.start) for c in ".;\n") + 1
+    ends = [i for i in (text.find(c, fact.end) for c in ".;\n") if i >= 0]
+    end = min(ends) if ends else len(text)
+    found = [(min(abs(m.start() - fact.end), abs(fact.start - m.end())), m.group(1).lower())
+             for m in _site_words().finditer(text, start, end)
+             if not (fact.start <= m.start() < fact.end)]
+    if not found:
+        return None
+    word = min(found)[1]
+    return _site_adjectives().get(word, word)  # an adjective, or a site noun itself
+
+
 def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
                  ) -> tuple[list[tuple[str, str]], dict[str, str]]:
     term = fact.normalized or ""
@@ -191,6 +212,8 @@ def _neoplasm_table(index: YearIndex, fact: Fact, text: str) -> Candidate | None
         sites += [" ".join(words[:2]), words[0]] if words else []
     if noun:
         sites.insert(0, noun)
+    if not sites:  # a coder reads the sentence: "the testicle ... occupied by a tumor"
+        sites += [s for s in [sentence_site(fact, text)] if s]
     for site in dict.fromkeys(s for s in sites if s):
         cell = index.codebook.neoplasm_cell(site, column)
         if cell is None:

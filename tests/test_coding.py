@@ -117,6 +117,10 @@ def test_chronic_condition_documented_as_history_is_current(coder) -> None:  # t
 def test_documented_site_decides_and_defaults_claim_nothing_undocumented(coder) -> None:  # type: ignore[no-untyped-def]
     # The site written after the fact makes the modifiers query's answer win over R52.
     assert codes(coder("Pain in the left knee.", "inpatient")) == ["M25.562"]
+    # The Index words the site as a noun: "renal fossa" → Pain > kidney → N23.
+    r = coder("Complaining of pain in the right renal fossa.", "inpatient")
+    assert codes(r) == ["N23"]
+    assert "Pain > kidney" in r.facts[0].reason
     # Crohn's disease NOS is K50.90 (without complications), never "with unspecified
     # complications"; type 2 diabetes NOS stays E11.9 ("without complications" claims none).
     assert codes(coder("Patient with Crohn's disease.", "inpatient")) == ["K50.90"]

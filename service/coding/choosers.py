@@ -77,16 +77,18 @@ class RulesChooser:
         if primary is None:
             return None
         best = primary
-        # The modifiers query decides when its answer carries a documented modifier.
-        specific = _top(retrieval.candidates, "term+modifiers", fact, SPECIFIC_MIN)
-        if specific is not None and specific.code != best.code \
-                and (_carries_modifier(specific, fact, best)
-                     or _carries_site(specific, best, _site_stems(retrieval))) \
-                and not _adds_undocumented(specific, retrieval) \
-                and (specific.code[:3] == best.code[:3]
-                     or specific.scores["term+modifiers"]
-                     >= best.scores.get("term+modifiers", 0.0)):
-            best = specific
+        # The modifiers (or site) query decides when its answer carries a documented
+        # modifier or the documented site.
+        for label in ("term+modifiers", "term+site"):
+            specific = _top(retrieval.candidates, label, fact, SPECIFIC_MIN)
+            if specific is not None and specific.code != best.code \
+                    and (_carries_modifier(specific, fact, best)
+                         or _carries_site(specific, best, _site_stems(retrieval))) \
+                    and not _adds_undocumented(specific, retrieval) \
+                    and (specific.code[:3] == best.code[:3]
+                         or specific.scores[label] >= best.scores.get(label, 0.0)):
+                best = specific
+                break
         # The Neoplasm table row of the documented site is where the Index sends a coder.
         table = next((c for c in retrieval.candidates if c.source == "neoplasm_table"), None)
         if table is not None and best.code[0] in "CD":
@@ -177,6 +179,7 @@ def _carries_modifier(candidate: Candidate, fact: Fact, against: Candidate) -> b
                and not _in_title(m.axis, m.value.lower(), other) for m in fact.modifiers)
 
 
+INDEX_SOURCES = ("index", "eindex", "neoplasm", "drug", "vector:index_paths")
 SITE_FILLER = {"of", "in", "on", "to", "the", "left", "right", "both", "bilateral"}
 
 
@@ -184,7 +187,8 @@ def _site_stems(retrieval: FactRetrieval) -> set[str]:
     """Five-letter stems of the site documented with the fact ("in the right renal fossa",
     "testicular" → testis), for telling a site-specific answer from the primary one."""
     after, noun = documented_site(retrieval.fact, retrieval.note)
-    words = re.findall(r"[a-z]+", f"{after or ''} {noun or ''}".lower())
+    site_query = " ".join(q.split()[-1] for label, q in retrieval.queries if label == "term+site")
+    words = re.findall(r"[a-z]+", f"{after or ''} {noun or ''} {site_query}".lower())
     return {w[:5] for w in words if w not in SITE_FILLER and len(w) >= 4}
 
 
@@ -202,6 +206,13 @@ def _adds_undocumented(candidate: Candidate, retrieval: FactRetrieval) -> bool:
     note around the fact say? "Pain in right hand" for "right ... pain" does."""
     said = " ".join(q for _, q in retrieval.queries) + " " + retrieval.excerpt
     stems = {w[:5] for w in re.findall(r"[a-z]+", said.lower())}
+    # An Index path is what a coder follows: "Pain > kidney" leads to N23 (renal colic)
+    # though the title says colic; a path naming only documented words adds nothing.
+    path = candidate.matched.split(" → ")[0]
+    if candidate.source.endswith(INDEX_SOURCES) and " > " in path:
+        words = [w for w in re.findall(r"[a-z]+", re.sub(r"\([^)]*\)", " ", path.lower()))
+                 if len(w) >= 4 and w not in GENERIC_TITLE_WORDS]
+        return any(w[:5] not in stems for w in words)
     title = re.sub(r"\([^)]*\)|\[[^]]*\]", " ", candidate.title.lower())  # nonessential
     title = re.sub(r"\bwithout\b[^,;]*", " ", title)  # what the code does not claim
     words = [w for w in re.findall(r"[a-z]+", title)

@@ -111,6 +111,13 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
         words.insert(0, f"of {noun}")
     if words:
         queries.append(("term+modifiers", f"{term} {' '.join(dict.fromkeys(words))}"))
+    # The Index words a site as a noun ("Pain > kidney"); the note often as an adjective
+    # inside the phrase ("pain in the right renal fossa").
+    site = _site_words().search(after) if after else None
+    if site:
+        noun = _site_adjectives().get(site.group(1).lower(), site.group(1).lower())
+        if noun not in after.lower() and noun not in term.lower():
+            queries.append(("term+site", f"{term} {noun}"))
     partners: dict[str, str] = {}
     by_id = {f.id: f for f in extraction.facts}
     for rel in extraction.relations:

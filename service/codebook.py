@@ -72,6 +72,7 @@ class Codebook:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._neoplasm: dict[str, list[tuple[str, str, str]]] | None = None
+        self._localized: frozenset[str] | None = None
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
     @property
@@ -191,6 +192,18 @@ class Codebook:
                     chunk_ids):
                 out[f"term:{term_id}"] = (code or "", path)
         return out
+
+    def localized_terms(self) -> frozenset[str]:
+        """Main terms with a "localized" sub-term (Adenopathy, Edema, Swelling, Mass...):
+        for them a documented site means the localized code (R59.0, R60.0)."""
+        with self._lock:
+            if self._localized is None:
+                self._localized = frozenset(
+                    title.split(",")[0].strip().lower() for (title,) in self.db.execute(
+                        "SELECT p.title FROM index_terms c JOIN index_terms p "
+                        "ON c.parent_id = p.id WHERE p.level = 0 AND c.source = 'index' "
+                        "AND lower(c.title) = 'localized' AND c.code_ref != ''"))
+            return self._localized
 
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column

@@ -131,6 +131,9 @@ def test_index_wording_and_lab_tests(coder) -> None:  # type: ignore[no-untyped-
     # The Index itself: Adenopathy R59.9, Lymphadenopathy (generalized) R59.1.
     assert codes(coder("CT showed adenopathies.", "inpatient")) == ["R59.9"]
     assert codes(coder("Generalized lymphadenopathy.", "inpatient")) == ["R59.1"]
+    # A documented site makes it the Index's "localized" sub-term.
+    assert codes(coder("CT showed retroperitoneal adenopathies.", "inpatient")) == ["R59.0"]
+    assert codes(coder("Edema of both lower limbs.", "inpatient")) == ["R60.0"]
     # "Tumor markers" is a laboratory test, not a neoplasm.
     r = coder("Tumor markers were requested.", "inpatient")
     assert codes(r) == [] and next(f.reason for f in r.facts).startswith("procedure")

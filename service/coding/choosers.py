@@ -79,7 +79,7 @@ class RulesChooser:
         best = primary
         # The modifiers (or site) query decides when its answer carries a documented
         # modifier or the documented site.
-        for label in ("term+modifiers", "term+site"):
+        for label in ("term+modifiers", "term+site", "term+localized"):
             specific = _top(retrieval.candidates, label, fact, SPECIFIC_MIN)
             if specific is not None and specific.code != best.code \
                     and (_carries_modifier(specific, fact, best)
@@ -187,7 +187,8 @@ def _site_stems(retrieval: FactRetrieval) -> set[str]:
     """Five-letter stems of the site documented with the fact ("in the right renal fossa",
     "testicular" → testis), for telling a site-specific answer from the primary one."""
     after, noun = documented_site(retrieval.fact, retrieval.note)
-    site_query = " ".join(q.split()[-1] for label, q in retrieval.queries if label == "term+site")
+    site_query = " ".join(q.split()[-1] for label, q in retrieval.queries
+                          if label in ("term+site", "term+localized"))
     words = re.findall(r"[a-z]+", f"{after or ''} {noun or ''} {site_query}".lower())
     return {w[:5] for w in words if w not in SITE_FILLER and len(w) >= 4}
 

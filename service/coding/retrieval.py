@@ -92,8 +92,11 @@ def sentence_site(fact: Fact, text: str) -> str | None:
     return _site_adjectives().get(word, word)  # an adjective, or a site noun itself
 
 
-def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
+def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
+                 localized: frozenset[str] = frozenset()
                  ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """(label, query) pairs for a fact, and the linked fact of each combination label.
+    `localized`: the Index's main terms with a "localized" sub-term."""
     term = fact.normalized or ""
     if fact.assertion == "family":
         return [("family history", f"family history of {term}")], {}
@@ -118,6 +121,8 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = ""
         noun = _site_adjectives().get(site.group(1).lower(), site.group(1).lower())
         if noun not in after.lower() and noun not in term.lower():
             queries.append(("term+site", f"{term} {noun}"))
+    if (after or noun) and term.lower() in localized:  # edema of the legs: localized
+        queries.append(("term+localized", f"{term} localized"))
     partners: dict[str, str] = {}
     by_id = {f.id: f for f in extraction.facts}
     for rel in extraction.relations:
@@ -146,7 +151,8 @@ def retrieve_all(index: YearIndex, embedder: Embedder | None, facts: list[Fact],
                  extraction: Extraction, text: str = "") -> dict[str, FactRetrieval]:
     """Retrieval for all of a note's facts: their queries are looked up together (one
     embedding batch, one vector search per collection)."""
-    planned = {f.id: fact_queries(f, extraction, text) for f in facts}
+    localized = index.codebook.localized_terms()
+    planned = {f.id: fact_queries(f, extraction, text, localized) for f in facts}
     hits = lookup_many(index, [q for queries, _ in planned.values() for _, q in queries],
                        embedder, PER_QUERY)
     return {f.id: _assemble(index, f, *planned[f.id], hits, extraction, text) for f in facts}

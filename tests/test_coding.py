@@ -10,6 +10,7 @@ from medcode.settings import get_settings
 from service.coding.choosers import RulesChooser
 from service.coding.coder import code_note
 from service.coding.models import CodingResult
+from service.coding.retrieval import documented_site
 from service.extraction.note_input import make_note
 from service.extraction.pipeline import Extractor
 from service.index_registry import IndexRegistry, YearIndex
@@ -125,6 +126,12 @@ def test_documented_site_decides_and_defaults_claim_nothing_undocumented(coder) 
     # complications"; type 2 diabetes NOS stays E11.9 ("without complications" claims none).
     assert codes(coder("Patient with Crohn's disease.", "inpatient")) == ["K50.90"]
     assert codes(coder("Patient with type 2 diabetes mellitus.", "inpatient")) == ["E11.9"]
+
+
+def test_site_phrase_ends_at_the_verb(coder) -> None:  # type: ignore[no-untyped-def]
+    text = "A fracture of the left femur was seen on the radiograph."
+    fact = next(f for f in coder(text, "inpatient").extraction.facts if f.text == "fracture")
+    assert documented_site(fact, text) == ("of the left femur", None)
 
 
 def test_index_wording_and_lab_tests(coder) -> None:  # type: ignore[no-untyped-def]

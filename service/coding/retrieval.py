@@ -53,6 +53,10 @@ SITE_AFTER = re.compile(r"\s+((?:of|in|on|to)\s+(?:the\s+)?[a-z][a-z \-]{2,40}?)
                         re.I)
 
 SITE_BEFORE = re.compile(r"\b([A-Za-z]+)\s+$")
+# Where a site phrase ends though no punctuation does: "of the scaphoid was observed".
+SITE_END = re.compile(r"\s+(?:was|were|is|are|has|had|have|which|that|who|and|with|without|"
+                      r"showing|revealed|compatible|observed|measuring|since|after|for)\b.*$",
+                      re.I)
 
 
 @cache
@@ -68,7 +72,7 @@ def documented_site(fact: Fact, text: str) -> tuple[str | None, str | None]:
     after = SITE_AFTER.match(text, fact.end)
     before = SITE_BEFORE.search(text[max(0, fact.start - 40):fact.start])
     noun = _site_adjectives().get(before.group(1).lower()) if before else None
-    return (after.group(1) if after else None), noun
+    return (SITE_END.sub("", after.group(1)) if after else None), noun
 
 
 @cache

@@ -187,7 +187,8 @@ def _site_stems(retrieval: FactRetrieval) -> set[str]:
     """Five-letter stems of the site documented with the fact ("in the right renal fossa",
     "testicular" → testis), for telling a site-specific answer from the primary one."""
     after, noun = documented_site(retrieval.fact, retrieval.note)
-    site_query = " ".join(q.split()[-1] for label, q in retrieval.queries
+    term = retrieval.fact.normalized or ""
+    site_query = " ".join(q.removeprefix(term) for label, q in retrieval.queries
                           if label in ("term+site", "term+localized"))
     words = re.findall(r"[a-z]+", f"{after or ''} {noun or ''} {site_query}".lower())
     return {w[:5] for w in words if w not in SITE_FILLER and len(w) >= 4}

@@ -100,7 +100,7 @@ def lookup_benchmarks(sample: int) -> str:
         rank = codes.index(gold) + 1 if gold in codes else None
         must.append(f"| {query} | {gold} | {rank or 'not in top 10'} |")
     return "\n".join([
-        f"Warm lookup latency over {len(rows)} queries (embedding + lexical index + Chroma + fusion): "
+        f"Warm lookup latency over {len(rows)} queries (embedding + lexical + Chroma + fusion): "
         f"**p50 {p50:.1f} ms, p95 {p95:.1f} ms** (target p95 ≤ 20 ms).",
         "",
         f"Accuracy on {len(rows)} Tabular inclusion terms (seeded sample; query = the term, "

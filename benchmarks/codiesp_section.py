@@ -3,7 +3,8 @@
     medcode eval --codiesp ../shared/eval/codiesp --split dev --out eval_reports/codiesp-dev-rules
     MEDCODE_LLM_BACKEND=llama_cpp medcode eval --codiesp ../shared/eval/codiesp --split dev \\
         --chooser llm --out eval_reports/codiesp-dev-llm
-    python benchmarks/codiesp_section.py eval_reports/codiesp-dev-rules eval_reports/codiesp-dev-llm
+    python benchmarks/codiesp_section.py eval_reports/codiesp-dev-rules \\
+        eval_reports/codiesp-dev-llm [--note eval_reports/codiesp-dev-llm="run at commit abc1234"]
 """
 
 from __future__ import annotations
@@ -32,9 +33,17 @@ def verdict(name: str, value: float) -> str:
 
 
 def main() -> None:
-    folders = [Path(a) for a in sys.argv[1:]]
+    # --note FOLDER=TEXT says where a report came from (an earlier commit, a subset).
+    args, notes = sys.argv[1:], {}
+    while "--note" in args:
+        i = args.index("--note")
+        folder, _, text = args[i + 1].partition("=")
+        notes[Path(folder)] = text
+        del args[i:i + 2]
+    folders = [Path(a) for a in args]
     if not folders or not all((f / "report.json").is_file() for f in folders):
-        sys.exit("usage: codiesp_section.py REPORT_FOLDER... (each with report.json)")
+        sys.exit("usage: codiesp_section.py REPORT_FOLDER... [--note FOLDER=TEXT] "
+                 "(each folder with report.json)")
     reports = [json.loads((f / "report.json").read_text(encoding="utf-8")) for f in folders]
     lines = [f"Written {time.strftime('%Y-%m-%d')} by `python benchmarks/codiesp_section.py "
              f"{' '.join(str(f) for f in folders)}` from `medcode eval --codiesp "
@@ -51,10 +60,12 @@ def main() -> None:
             f"{r['retrieval_recall']['code']['@20']:.3f} | {r['calibration']['ece']:.3f} | "
             f"{r['seconds_per_note']['mean']:.2f} |")
     lines.append("")
-    for r in reports:
-        lines.append(f"- `{r['chooser']}`: micro-F1 {verdict('micro-F1', r['code']['micro']['f1'])}"
+    for folder, r in zip(folders, reports, strict=True):
+        lines.append(f"- `{r['chooser']}` ({r['cases']} notes): micro-F1 "
+                     f"{verdict('micro-F1', r['code']['micro']['f1'])}"
                      f", recall@20 {verdict('recall@20', r['retrieval_recall']['code']['@20'])}"
-                     f", ECE {verdict('ECE', r['calibration']['ece'])}.")
+                     f", ECE {verdict('ECE', r['calibration']['ece'])}."
+                     + (f" {notes[folder]}" if folder in notes else ""))
     lines.append("")
     for folder, r in zip(folders, reports, strict=True):
         title = f"{r['chooser']} chooser{', ' + r['model'] if r['model'] else ''}"

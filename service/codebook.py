@@ -64,6 +64,17 @@ class IndexPathRow:
     manif: str | None = None
 
 
+def sited_main_terms(db: sqlite3.Connection) -> frozenset[str]:
+    """One-word main terms the Index gives no code of their own, only by site or kind
+    ("Cyst > kidney", "Stenosis, stenotic > aortic"): a coder needs the sub-term."""
+    titles = db.execute(
+        "SELECT m.title FROM index_terms m JOIN index_terms c ON c.parent_id = m.id "
+        "WHERE m.level = 0 AND m.source = 'index' AND m.code IS NULL AND m.see IS NULL "
+        "GROUP BY m.id HAVING count(c.id) >= 5")
+    words = (re.sub(r"\s*\(.*", "", title.split(",")[0]).strip().lower() for (title,) in titles)
+    return frozenset(w for w in words if w.isalpha())
+
+
 class Codebook:
     def __init__(self, path: Path) -> None:
         if not path.exists():
@@ -73,6 +84,7 @@ class Codebook:
         self._lock = threading.Lock()
         self._neoplasm: dict[str, list[tuple[str, str, str]]] | None = None
         self._localized: frozenset[str] | None = None
+        self._sited: frozenset[str] | None = None
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
     @property
@@ -204,6 +216,13 @@ class Codebook:
                         "ON c.parent_id = p.id WHERE p.level = 0 AND c.source = 'index' "
                         "AND lower(c.title) = 'localized' AND c.code_ref != ''"))
             return self._localized
+
+    def sited_terms(self) -> frozenset[str]:
+        """`sited_main_terms` of this codebook."""
+        with self._lock:
+            if self._sited is None:
+                self._sited = sited_main_terms(self.db)
+            return self._sited
 
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from medcode.settings import get_settings
-from service.coding.choosers import RulesChooser
+from service.codebook import CodeRow
+from service.coding.choosers import RulesChooser, _default_child
 from service.coding.coder import code_note
 from service.coding.models import CodingResult
 from service.coding.retrieval import documented_site
@@ -102,7 +103,8 @@ def test_plurals_and_adjectives_are_found(coder) -> None:  # type: ignore[no-unt
     r = coder("A 60-year-old hypertensive man with inguinal adenopathies.", "inpatient")
     assert "I10" in codes(r)
     assert any(c.startswith("R59.") for c in codes(r))
-    assert {f.text for f in r.extraction.facts} >= {"hypertensive", "adenopathies"}
+    # "Adenopathy > inguinal" reads as "inguinal adenopathy", plural included.
+    assert {f.text for f in r.extraction.facts} >= {"hypertensive", "inguinal adenopathies"}
 
 
 def test_chronic_condition_documented_as_history_is_current(coder) -> None:  # type: ignore[no-untyped-def]
@@ -196,11 +198,15 @@ def test_pregnancy_alone_is_context_not_z33_1(coder) -> None:  # type: ignore[no
 
 
 def test_neoplasm_table_by_site_and_site_less_mentions(coder) -> None:  # type: ignore[no-untyped-def]
-    r = coder("Ultrasound showed a testicular tumor. The tumor was removed.", "inpatient")
-    assert codes(r) == ["D49.59"]
+    r = coder("Ultrasound showed a bladder tumor. The tumor was removed.", "inpatient")
+    assert codes(r) == ["D49.4"]
     table = r.codes[0]
-    assert table.citations[0].text == "Neoplasm, neoplastic > testis, testes > Unspecified Behavior"
+    assert table.citations[0].text == "Neoplasm, neoplastic > bladder > Unspecified Behavior"
     assert [e.text for e in table.evidence] == ["tumor", "tumor"]
+    # The Index's own sub-term comes before the table: Tumor > testicular → D40.10.
+    r = coder("Ultrasound showed a testicular tumor. The tumor was removed.", "inpatient")
+    assert codes(r) == ["D40.10"]
+    assert r.codes[0].citations[0].text == "Tumor > testicular"
     r = coder("Renal cell carcinoma of the left kidney. The carcinoma was resected.",
               "inpatient")
     assert codes(r) == ["C64.2"]
@@ -213,3 +219,40 @@ def test_confidence_comes_with_its_signals(coder) -> None:  # type: ignore[no-un
         assert c.confidence_signals["score"] == pytest.approx(min(1.0, c.match_score))
     fever = next(c for c in r.codes if c.code == "R50.9")
     assert fever.confidence_signals["chapter_r"] == 1.0
+
+
+def test_index_morphology_adjective_sub_terms_and_main_terms_needing_a_site(coder) -> None:  # type: ignore[no-untyped-def]
+    # "Sarcoma — see Neoplasm, connective tissue, malignant", by the documented site.
+    r = coder("Pathology revealed a pleomorphic sarcoma of the penis.", "inpatient")
+    assert codes(r) == ["C60.9"]
+    # "Hypertension > intracranial" is written "intracranial hypertension": G93.2, not I10.
+    assert codes(coder("He developed intracranial hypertension.", "inpatient")) == ["G93.2"]
+    # "Cyst" has no code of its own: the site decides, and without one nothing is coded.
+    assert codes(coder("Ultrasound showed a renal cyst.", "inpatient")) == ["N28.1"]
+    assert codes(coder("MRI showed a simple cyst in the left kidney.", "inpatient")) == ["N28.1"]
+    r = coder("MRI showed a lobulated cystic lesion containing numerous septa.", "inpatient")
+    cyst = next(f for f in r.facts if f.text == "cystic lesion")
+    assert codes(r) == [] and cyst.action == "not_coded" and cyst.candidates
+
+
+def test_smoking_history_and_tobacco_product(coder) -> None:  # type: ignore[no-untyped-def]
+    # "ex-smoker" says history itself; the personal-history path needs no "history of" cue.
+    assert codes(coder("He is an ex-smoker.", "inpatient")) == ["Z87.891"]
+    assert codes(coder("He is a smoker.", "inpatient")) == ["F17.200"]
+    # Cigarettes documented: F17.210 (uncomplicated), never "with unspecified disorders".
+    assert codes(coder("Smoker of 1 pack of cigarettes/day.", "inpatient")) == ["F17.210"]
+
+
+def test_default_child_is_the_uncomplicated_one() -> None:
+    def row(code: str, title: str) -> CodeRow:
+        return CodeRow(code, "code", title, code[:-1], "5", None, 5, True, False, None, None)
+    f17 = [row("F17.210", "Nicotine dependence, cigarettes, uncomplicated"),
+           row("F17.211", "Nicotine dependence, cigarettes, in remission"),
+           row("F17.219", "Nicotine dependence, cigarettes, with unspecified nicotine-induced "
+                          "disorders")]
+    assert _default_child(f17).code == "F17.210"
+    e11 = [row("E11.8", "Type 2 diabetes mellitus with unspecified complications"),
+           row("E11.9", "Type 2 diabetes mellitus without complications")]
+    assert _default_child(e11).code == "E11.9"
+    r52 = [row("R10.9", "Unspecified abdominal pain"), row("R10.0", "Acute abdomen")]
+    assert _default_child(r52).code == "R10.9"

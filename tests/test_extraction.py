@@ -335,6 +335,20 @@ def test_index_vocabulary_finds_terms_the_lexicon_lacks(extractor: Extractor) ->
         assert found == {"Ultrasound": "curated"}
 
 
+def test_index_vocabulary_reads_morphology_and_adjective_sub_terms(extractor: Extractor) -> None:
+    text = ("Biopsy showed a pleomorphic sarcoma. He had intracranial hypertension and a "
+            "lobulated cystic lesion. Smoker of 20 cigarettes a day.")
+    r = extractor.extract(make_note(text))
+    found = {f.text: f.normalized for f in r.facts}
+    if "index terms" in extractor.version:
+        # "Sarcoma — see Neoplasm, connective tissue, malignant"; "Hypertension >
+        # intracranial"; "Lesion > cystic — see Cyst" normalizes to where it sends.
+        assert found["sarcoma"] == "sarcoma"
+        assert found["intracranial hypertension"] == "intracranial hypertension"
+        assert found["cystic lesion"] == "cyst"
+    assert modifiers(fact(r, "Smoker"))["tobacco_product"] == "cigarettes"
+
+
 def test_offsets_are_code_points_in_the_text_as_received(extractor: Extractor) -> None:
     text = "Résumé:\r\nPt w/ DM2 — HbA1c ≥ 9 %.\r\nDenies chest pain 🙂. L knee pain.\r\n"
     r = extractor.extract(make_note(text))

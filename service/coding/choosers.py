@@ -31,6 +31,9 @@ GENERIC_TITLE_WORDS = {"other", "unspecified", "specified", "with", "without", "
                        "subsequent", "encounter", "sequela", "side", "site", "elsewhere",
                        "classified", "part", "region", "disorder", "condition", "type"}
 SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
+TRAILING_NOS = re.compile(r",?\s+(?:NOS|NEC)$|\s*\([^)]*\)", re.I)
+UNCOMPLICATED = re.compile(r"\buncomplicated\b|\bwithout complications?\b", re.I)
+WITH_UNSPECIFIED = re.compile(r"\bwith unspecified\b", re.I)
 UNSPECIFIED = re.compile(r"\bunspecified\b|\bNOS\b", re.I)
 # What distinguishes sibling codes, read from their titles: the axis a note must document.
 AXIS_WORDS = {
@@ -73,7 +76,10 @@ class RulesChooser:
                date_of_service: str | None) -> Choice | None:
         fact = retrieval.fact
         labels = [label for label, _ in retrieval.queries]
-        primary = _top(retrieval.candidates, labels[0], fact)
+        if (fact.normalized or "") in codebook.sited_terms():
+            primary = _sited(retrieval, labels)
+        else:
+            primary = _top(retrieval.candidates, labels[0], fact)
         if primary is None:
             return None
         best = primary
@@ -148,6 +154,18 @@ def _top(candidates: list[Candidate], label: str, fact: Fact,
     return max(found, key=score) if found else None
 
 
+def _sited(retrieval: FactRetrieval, labels: list[str]) -> Candidate | None:
+    """For a main term without a code of its own ("Cyst"), only an Index path through
+    documented words ("Cyst > kidney"), the Neoplasm table row of the documented site, or
+    a Tabular entry named by the term itself ("Uveitis NOS") will do."""
+    term = retrieval.fact.normalized or ""
+    paths = [c for c in retrieval.candidates if c.source == "neoplasm_table"
+             or _path_adds_undocumented(c, retrieval) is False
+             or TRAILING_NOS.sub("", c.matched.lower()) == term]
+    found = [c for label in labels if (c := _top(paths, label, retrieval.fact)) is not None]
+    return max(found, key=lambda c: c.score) if found else None
+
+
 def _contradicts(candidate: Candidate, fact: Fact) -> bool:
     """A title naming a value on an axis the note documents differently (stage 5 vs 4)."""
     title = candidate.title.lower()
@@ -206,19 +224,33 @@ def _carries_site(candidate: Candidate, against: Candidate, site: set[str]) -> b
 def _adds_undocumented(candidate: Candidate, retrieval: FactRetrieval) -> bool:
     """Does the title name something (a site, a cause) that neither the queries nor the
     note around the fact say? "Pain in right hand" for "right ... pain" does."""
-    said = " ".join(q for _, q in retrieval.queries) + " " + retrieval.excerpt
-    stems = {w[:5] for w in re.findall(r"[a-z]+", said.lower())}
-    # An Index path is what a coder follows: "Pain > kidney" leads to N23 (renal colic)
-    # though the title says colic; a path naming only documented words adds nothing.
-    path = candidate.matched.split(" → ")[0]
-    if candidate.source.endswith(INDEX_SOURCES) and " > " in path:
-        words = [w for w in re.findall(r"[a-z]+", re.sub(r"\([^)]*\)", " ", path.lower()))
-                 if len(w) >= 4 and w not in GENERIC_TITLE_WORDS]
-        return any(w[:5] not in stems for w in words)
+    stems = _documented_stems(retrieval)
+    path_adds = _path_adds_undocumented(candidate, retrieval, stems)
+    if path_adds is not None:
+        return path_adds
     title = re.sub(r"\([^)]*\)|\[[^]]*\]", " ", candidate.title.lower())  # nonessential
     title = re.sub(r"\bwithout\b[^,;]*", " ", title)  # what the code does not claim
     words = [w for w in re.findall(r"[a-z]+", title)
              if len(w) >= 4 and w not in GENERIC_TITLE_WORDS]
+    return any(w[:5] not in stems for w in words)
+
+
+def _documented_stems(retrieval: FactRetrieval) -> set[str]:
+    said = " ".join(q for _, q in retrieval.queries) + " " + retrieval.excerpt
+    return {w[:5] for w in re.findall(r"[a-z]+", said.lower())}
+
+
+def _path_adds_undocumented(candidate: Candidate, retrieval: FactRetrieval,
+                            stems: set[str] | None = None) -> bool | None:
+    """An Index path is what a coder follows: "Pain > kidney" leads to N23 (renal colic)
+    though the title says colic; a path naming only documented words adds nothing.
+    None when the candidate is no Index path."""
+    path = candidate.matched.split(" → ")[0]
+    if not (candidate.source.endswith(INDEX_SOURCES) and " > " in path):
+        return None
+    stems = _documented_stems(retrieval) if stems is None else stems
+    words = [w for w in re.findall(r"[a-z]+", re.sub(r"\([^)]*\)", " ", path.lower()))
+             if len(w) >= 3 and w not in GENERIC_TITLE_WORDS]
     return any(w[:5] not in stems for w in words)
 
 
@@ -265,9 +297,12 @@ def _match_child(children: list[CodeRow], fact: Fact) -> tuple[CodeRow | None, s
 
 
 def _default_child(children: list[CodeRow]) -> CodeRow:
-    """What the Index gives when nothing more is documented: 'unspecified', else 'without
+    """What the Index gives when nothing more is documented: 'uncomplicated', else
+    'unspecified' (not "with unspecified ... disorders", which claims one), else 'without
     complications', else the .9 / .0 residual, else the first."""
-    for test in (lambda c: UNSPECIFIED.search(c.title), lambda c: "without" in c.title.lower(),
+    for test in (lambda c: UNCOMPLICATED.search(c.title),
+                 lambda c: UNSPECIFIED.search(c.title) and not WITH_UNSPECIFIED.search(c.title),
+                 lambda c: "without" in c.title.lower(),
                  lambda c: c.code.endswith("9"), lambda c: c.code.endswith("0")):
         pick = next((c for c in children if test(c)), None)
         if pick is not None:

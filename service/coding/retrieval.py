@@ -35,6 +35,7 @@ PHRASES = {
     "ulcer_stage": "stage {v}", "severity": "{v}", "exacerbation": "{v}",
     "fracture_type": "{v}", "displacement": "{v}", "healing": "with {v}",
     "encounter": "{v} encounter", "diabetes_control": "{v}", "trimester": "{v} trimester",
+    "tobacco_product": "{v}",
 }
 
 
@@ -269,6 +270,8 @@ def _check_qualifiers(candidate: Candidate, fact: Fact, text: str) -> None:
             continue
         if fact.assertion in assertions or (note is not None and _note_says(note, text)):
             continue
+        if match.search(fact.normalized or ""):
+            continue  # the term itself says it: "ex-smoker" is a history of dependence
         candidate.score = round(candidate.score * penalty, 4)
         candidate.scores = {k: round(v * penalty, 4) for k, v in candidate.scores.items()}
         candidate.not_documented = name

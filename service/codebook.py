@@ -71,8 +71,13 @@ def sited_main_terms(db: sqlite3.Connection) -> frozenset[str]:
         "SELECT m.title FROM index_terms m JOIN index_terms c ON c.parent_id = m.id "
         "WHERE m.level = 0 AND m.source = 'index' AND m.code IS NULL AND m.see IS NULL "
         "GROUP BY m.id HAVING count(c.id) >= 5")
-    words = (re.sub(r"\s*\(.*", "", title.split(",")[0]).strip().lower() for (title,) in titles)
+    words = (_first_word(title) for (title,) in titles)
     return frozenset(w for w in words if w.isalpha())
+
+
+def _first_word(title: str) -> str:
+    """"Necrosis, necrotic" → "necrosis"; "Paresis (see also Paralysis)" → "paresis"."""
+    return re.sub(r"\s*\(.*", "", title.split(",")[0]).strip().lower()
 
 
 class Codebook:
@@ -85,6 +90,7 @@ class Codebook:
         self._neoplasm: dict[str, list[tuple[str, str, str]]] | None = None
         self._localized: frozenset[str] | None = None
         self._sited: frozenset[str] | None = None
+        self._see_also: dict[str, str] | None = None
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
     @property
@@ -223,6 +229,21 @@ class Codebook:
             if self._sited is None:
                 self._sited = sited_main_terms(self.db)
             return self._sited
+
+    def see_also_terms(self) -> dict[str, str]:
+        """For a main term without a code of its own, the main term its "see also" names
+        when that one has a code: necrosis → gangrene (I96), paresis → paralysis (G83.9).
+        Where no sub-term fits the note, this is where the Index sends a coder."""
+        with self._lock:
+            if self._see_also is None:
+                rows = self.db.execute(
+                    "SELECT m.title, t.title FROM index_terms m JOIN index_terms t "
+                    "ON t.level = 0 AND t.source = 'index' AND t.code IS NOT NULL AND "
+                    "(t.title = m.see_also OR t.title LIKE m.see_also || ',%') "
+                    "WHERE m.level = 0 AND m.source = 'index' AND m.code IS NULL "
+                    "AND m.see IS NULL")
+                self._see_also = {_first_word(a): _first_word(b) for a, b in rows}
+            return self._see_also
 
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column

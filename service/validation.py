@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,6 +84,7 @@ def applies(rule: LinkRule, codes: list[str]) -> bool:
     return all(hits) and not any(c.startswith(p) for c in codes for p in rule.unless)
 
 
+@lru_cache(maxsize=1 << 16)  # pure; the excludes checks ask it codes x notes x refs times
 def covers(ref: str, code: str) -> bool:
     """Does a note reference ('E08.-', 'O24.4-', 'N18.1-N18.6', 'E08-E13', 'I10') cover code?"""
     flat = code.replace(".", "")

@@ -230,6 +230,17 @@ def test_index_morphology_adjective_sub_terms_and_main_terms_needing_a_site(code
     # "Cyst" has no code of its own: the site decides, and without one nothing is coded.
     assert codes(coder("Ultrasound showed a renal cyst.", "inpatient")) == ["N28.1"]
     assert codes(coder("MRI showed a simple cyst in the left kidney.", "inpatient")) == ["N28.1"]
+    assert codes(coder("CT showed a renal mass.", "inpatient")) == ["N28.89"]
+    assert codes(coder("A mass was palpated.", "inpatient")) == []
+    # Where no sub-term fits, the main term the "see also" names: Necrosis → Gangrene I96,
+    # Paresis → Paralysis G83.9.
+    assert codes(coder("Biopsy showed skin necrosis.", "inpatient")) == ["I96"]
+    assert codes(coder("She presented paresis.", "inpatient")) == ["G83.9"]
+    # A site phrase runs past 40 characters to where it ends ("compatible with ...").
+    r = coder("Complaining of pain in the right renal fossa compatible with renoureteral "
+              "colic.", "inpatient")
+    assert "N23" in codes(r)
+    assert codes(coder("He had macroscopic hematuria.", "inpatient")) == ["R31.0"]
     r = coder("MRI showed a lobulated cystic lesion containing numerous septa.", "inpatient")
     cyst = next(f for f in r.facts if f.text == "cystic lesion")
     assert codes(r) == [] and cyst.action == "not_coded" and cyst.candidates

@@ -156,14 +156,21 @@ def _top(candidates: list[Candidate], label: str, fact: Fact,
 
 def _sited(retrieval: FactRetrieval, labels: list[str]) -> Candidate | None:
     """For a main term without a code of its own ("Cyst"), only an Index path through
-    documented words ("Cyst > kidney"), the Neoplasm table row of the documented site, or
-    a Tabular entry named by the term itself ("Uveitis NOS") will do."""
+    documented words ("Cyst > kidney"), the Neoplasm table row of the documented site, a
+    Tabular entry named by the term itself ("Uveitis NOS"), or else the main term its
+    "see also" names will do."""
     term = retrieval.fact.normalized or ""
     paths = [c for c in retrieval.candidates if c.source == "neoplasm_table"
              or _path_adds_undocumented(c, retrieval) is False
              or TRAILING_NOS.sub("", c.matched.lower()) == term]
     found = [c for label in labels if (c := _top(paths, label, retrieval.fact)) is not None]
-    return max(found, key=lambda c: c.score) if found else None
+    if found:
+        return max(found, key=lambda c: c.score)
+    # No sub-term fits: the main term the Index's "see also" names, itself (Gangrene I96).
+    target = dict(retrieval.queries).get("see also")
+    main = [c for c in retrieval.candidates if target and c.source == "index"
+            and c.matched.split(" → ")[0].split(",")[0].strip().lower() == target]
+    return _top(main, "see also", retrieval.fact)
 
 
 def _contradicts(candidate: Candidate, fact: Fact) -> bool:

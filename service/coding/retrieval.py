@@ -50,7 +50,7 @@ class FactRetrieval:
     note: str = ""  # the whole note (a model's prompt holds it once, for all facts)
 
 
-SITE_AFTER = re.compile(r"\s+((?:of|in|on|to)\s+(?:the\s+)?[a-z][a-z \-]{2,40}?)(?=[,.;:\n]|$)",
+SITE_AFTER = re.compile(r"\s+((?:of|in|on|to)\s+(?:the\s+)?[a-z][a-z \-]{2,80}?)(?=[,.;:\n]|$)",
                         re.I)
 
 SITE_BEFORE = re.compile(r"\b([A-Za-z]+)\s+$")
@@ -98,10 +98,12 @@ def sentence_site(fact: Fact, text: str) -> str | None:
 
 
 def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
-                 localized: frozenset[str] = frozenset()
+                 localized: frozenset[str] = frozenset(),
+                 see_also: dict[str, str] | None = None
                  ) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """(label, query) pairs for a fact, and the linked fact of each combination label.
-    `localized`: the Index's main terms with a "localized" sub-term."""
+    `localized`: the Index's main terms with a "localized" sub-term; `see_also`: where a
+    main term without a code of its own sends a coder (necrosis → gangrene)."""
     term = fact.normalized or ""
     if fact.assertion == "family":
         return [("family history", f"family history of {term}")], {}
@@ -128,6 +130,8 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
             queries.append(("term+site", f"{term} {noun}"))
     if (after or noun) and term.lower() in localized:  # edema of the legs: localized
         queries.append(("term+localized", f"{term} localized"))
+    if see_also and term.lower() in see_also:
+        queries.append(("see also", see_also[term.lower()]))
     partners: dict[str, str] = {}
     by_id = {f.id: f for f in extraction.facts}
     for rel in extraction.relations:
@@ -156,8 +160,10 @@ def retrieve_all(index: YearIndex, embedder: Embedder | None, facts: list[Fact],
                  extraction: Extraction, text: str = "") -> dict[str, FactRetrieval]:
     """Retrieval for all of a note's facts: their queries are looked up together (one
     embedding batch, one vector search per collection)."""
-    localized = index.codebook.localized_terms()
-    planned = {f.id: fact_queries(f, extraction, text, localized) for f in facts}
+    # "Mass > localized" (R22.9) is no answer where the Index lists sites (Mass > kidney).
+    localized = index.codebook.localized_terms() - index.codebook.sited_terms()
+    see_also = index.codebook.see_also_terms()
+    planned = {f.id: fact_queries(f, extraction, text, localized, see_also) for f in facts}
     hits = lookup_many(index, [q for queries, _ in planned.values() for _, q in queries],
                        embedder, PER_QUERY)
     return {f.id: _assemble(index, f, *planned[f.id], hits, extraction, text) for f in facts}
@@ -256,6 +262,13 @@ def _qualifier_rules() -> tuple[float, list[tuple[str, re.Pattern[str], set[str]
          re.compile(r["note"], re.I) if "note" in r else None) for r in data["rules"]]
 
 
+@lru_cache(maxsize=1 << 16)  # the same Index paths and titles come back note after note
+def _qualifiers_named(matched: str, title: str) -> tuple[int, ...]:
+    """The qualifier rules whose words a candidate's path or title carries."""
+    return tuple(i for i, (_, match, _, _) in enumerate(_qualifier_rules()[1])
+                 if match.search(matched) or match.search(title))
+
+
 @lru_cache(maxsize=64)
 def _note_says(pattern: re.Pattern[str], text: str) -> bool:
     return pattern.search(text) is not None  # once per note, not once per candidate
@@ -265,9 +278,8 @@ def _check_qualifiers(candidate: Candidate, fact: Fact, text: str) -> None:
     """Rank lower a path that adds what the note does not say ("Newborn > infection >
     urinary tract" for an adult's UTI, "History > family > diabetes" for a present one)."""
     penalty, rules = _qualifier_rules()
-    for name, match, assertions, note in rules:
-        if not (match.search(candidate.matched) or match.search(candidate.title)):
-            continue
+    for i in _qualifiers_named(candidate.matched, candidate.title):
+        name, match, assertions, note = rules[i]
         if fact.assertion in assertions or (note is not None and _note_says(note, text)):
             continue
         if match.search(fact.normalized or ""):

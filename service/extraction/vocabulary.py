@@ -4,7 +4,9 @@ Alphabetic Index main terms, so step 1 finds conditions the curated lexicon lack
 Only terms that read as a condition written in a note are kept: at most five words,
 no "other/unspecified/with/due to" titles, external causes (V-Y) and Z codes left out,
 and single words only when the Tabular uses them as a whole title or they carry a
-medical suffix (-itis, -emia, ...). The curated lexicon wins where both have a term.
+medical suffix (-itis, -emia, ...). Also read: morphology main terms that only say "see
+Neoplasm" (Sarcoma), and one-adjective sub-terms in a note's word order ("intracranial
+hypertension"). The curated lexicon wins where both have a term.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def index_vocabulary(codebook: Path, stopwords: set[str]) -> list[Concept]:
     finally:
         con.close()
     whole_titles: set[str] = set()
-    candidates: dict[str, tuple[str, str]] = {}
+    candidates: dict[str, tuple[str, str]] = {}  # term → (kind, normalized)
     for text, source, code in rows:
         if source == "index":
             if " > " in text:
@@ -57,24 +59,24 @@ def index_vocabulary(codebook: Path, stopwords: set[str]) -> list[Concept]:
             continue
         if source != "index" and " " not in term:
             whole_titles.add(term)
-        candidates.setdefault(term, (code, term))
-    for term, code, normalized in inverted:
-        candidates.setdefault(term, (code, normalized))
+        candidates.setdefault(term, (_kind(code), term))
+    for term, kind, normalized in inverted:
+        candidates.setdefault(term, (kind, normalized))
     for term in sited:
-        candidates.setdefault(term, ("A00", term))  # kind: condition
+        candidates.setdefault(term, ("condition", term))
     concepts = []
-    for term, (code, normalized) in sorted(candidates.items()):
+    for term, (kind, normalized) in sorted(candidates.items()):
         if term in stopwords or len(term) < 4 or term.isdigit():
             continue
         if " " not in term and term not in whole_titles and not MEDICAL_WORD.search(term):
             continue
-        concepts.append(Concept(term, normalized, _kind(code), (), source="index"))
+        concepts.append(Concept(term, normalized, kind, (), source="index"))
     return concepts
 
 
 def _adjective_subterms(con: sqlite3.Connection) -> list[tuple[str, str, str]]:
     """A one-adjective sub-term reads in a note before its main term: "Hypertension >
-    intracranial" is written "intracranial hypertension". (term, code, normalized); a
+    intracranial" is written "intracranial hypertension". (term, kind, normalized); a
     sub-term that only says "see Cyst" ("Lesion > cystic") normalizes to where it sends."""
     out = []
     for sub, main, code, see in con.execute(
@@ -90,14 +92,14 @@ def _adjective_subterms(con: sqlite3.Connection) -> list[tuple[str, str, str]]:
             continue
         term = f"{adjective} {noun}"
         if code is not None:
-            out.append((term, code, term))
+            out.append((term, _kind(code), term))
         elif see.startswith("Neoplasm"):
-            out.append((term, "C80.1", term))  # step 2 follows it to the table by site
+            out.append((term, "condition", term))  # step 2 follows it to the table by site
         else:
             parts = [p.strip() for p in PAREN.sub("", see).lower().split(",")]
             target = " ".join(p for p in parts if p and not p.startswith("by "))
             if target and not COMPLEX.search(target) and len(target.split()) <= MAX_WORDS:
-                out.append((term, "R69", target))
+                out.append((term, "symptom", target))  # the calibration was fit so
     return out
 
 

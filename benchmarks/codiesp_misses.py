@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CONVERSION = "2025-conversion-table.zip"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -26,6 +27,7 @@ from service.coding.coder import code_note  # noqa: E402
 from service.coding.factory import make_chooser  # noqa: E402
 from service.coding.retrieval import retrieve_all  # noqa: E402
 from service.evaluation import metrics  # noqa: E402
+from service.evaluation.conversion import load_conversion_table, replaced_since  # noqa: E402
 from service.evaluation.datasets import load_codiesp  # noqa: E402
 from service.extraction.note_input import make_note  # noqa: E402
 
@@ -42,6 +44,9 @@ def main() -> None:
     cases = load_codiesp(args.codiesp, args.split, setting="inpatient")[:args.limit]
     metrics.EXPANDED.update(g for c in cases for g in c.codes
                             if (row := index.codebook.get(g)) is not None and not row.billable)
+    table = args.codiesp.parent.parent / "sources" / "icd10cm" / "2025" / CONVERSION
+    if table.is_file():  # CodiEsp was coded with the 2018 code set (docs/coding.md)
+        metrics.REPLACED.update(replaced_since(load_conversion_table(table), 2018))
     outcome: Counter[str] = Counter()
     unreached: Counter[str] = Counter()
     for case in cases:

@@ -47,9 +47,12 @@ def main() -> None:
     reports = [json.loads((f / "report.json").read_text(encoding="utf-8")) for f in folders]
     lines = [f"Written {time.strftime('%Y-%m-%d')} by `python benchmarks/codiesp_section.py "
              f"{' '.join(str(f) for f in folders)}` from `medcode eval --codiesp "
-             "../shared/eval/codiesp --split dev` reports (FY2025 index, extraction with the "
-             "index vocabulary, notes taken as inpatient). The confidence calibration was fit "
-             "on the train split, never on dev.", "",
+             "../shared/eval/codiesp --split dev --gold-year 2018 --conversion-table "
+             "../shared/sources/icd10cm/2025/2025-conversion-table.zip` reports (FY2025 index, "
+             "extraction with the index vocabulary, notes taken as inpatient; CodiEsp was coded "
+             "with the 2018 code set, read through the CMS conversion table: F32.A answers a "
+             "gold F32.9). The confidence calibration was fit on the train split, never on "
+             "dev.", "",
              "| chooser | model | notes | micro P | micro R | micro F1 | category F1 | "
              "recall@20 | ECE | s per note |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
@@ -65,6 +68,8 @@ def main() -> None:
                      f"{verdict('micro-F1', r['code']['micro']['f1'])}"
                      f", recall@20 {verdict('recall@20', r['retrieval_recall']['code']['@20'])}"
                      f", ECE {verdict('ECE', r['calibration']['ece'])}."
+                     + ("" if "gold_replaced_since" in r else
+                        " Written before gold was read through the conversion table.")
                      + (f" {notes[folder]}" if folder in notes else ""))
     lines.append("")
     for folder, r in zip(folders, reports, strict=True):

@@ -40,12 +40,15 @@ from ingest.records import (
     TabularEntry,
 )
 from ingest.sources import DESCRIPTIONS, SourceSet
-from ingest.vector_store import VectorRecord, open_client, write_collection
+from ingest.vector_store import VectorIndex, VectorRecord, open_client, write_collection
 
 log = logging.getLogger(__name__)
 
 INDEX_SOURCES = ("index", "eindex", "neoplasm", "drug")
 QUERY_VECTORS_FILE = "query_vectors.npz"
+QUERY_HITS_FILE = "query_hits.npz"
+QUERY_HITS_K = 15  # the nearest vectors a lookup asks for per collection (service/lookup.py)
+SEARCHED_COLLECTIONS = ("index_paths", "tabular")
 
 
 def builder_fingerprint() -> str:
@@ -247,6 +250,39 @@ def write_query_vectors(index_dir: Path, texts: list[str], embedder: Embedder,
     tmp.replace(index_dir / QUERY_VECTORS_FILE)
 
 
+def write_query_hits(index_dir: Path, progress: Progress | None = None,
+                     batch: int = 512) -> None:
+    """Each saved query term's nearest vectors in the collections lookups search (ids and
+    scores, as Chroma answers them), so a note's common terms need no vector search at
+    query time either: most of a note's queries are such terms. Read by
+    service/index_registry.py; written after the collections, from query_vectors.npz."""
+    with np.load(index_dir / QUERY_VECTORS_FILE) as saved:
+        texts, vectors, model = saved["texts"], saved["vectors"], saved["model"]
+    store = VectorIndex(index_dir / "chroma")
+    arrays: dict[str, np.ndarray] = {"texts": texts, "model": model,
+                                     "k": np.array(QUERY_HITS_K)}
+    progress = progress or Progress()
+    for collection in SEARCHED_COLLECTIONS:
+        ids = np.full((len(texts), QUERY_HITS_K), "", dtype="U32")
+        scores = np.zeros((len(texts), QUERY_HITS_K), dtype=np.float64)
+        with progress.task(f"searching {collection} for the query vocabulary",
+                           len(texts)) as advance:
+            for start in range(0, len(texts), batch):
+                found = store.query_many(collection, vectors[start:start + batch],
+                                         QUERY_HITS_K, payload=False)
+                for row, hits in enumerate(found, start=start):
+                    for j, hit in enumerate(hits[:QUERY_HITS_K]):
+                        ids[row, j], scores[row, j] = hit.id, hit.score
+                advance(len(found))
+        arrays[f"{collection}_ids"] = ids.astype(f"U{max(1, int(np.char.str_len(ids).max()))}")
+        arrays[f"{collection}_scores"] = scores
+    del store
+    tmp = index_dir / f".{QUERY_HITS_FILE}.tmp"
+    with tmp.open("wb") as f:
+        np.savez_compressed(f, **arrays)  # ids repeat a few prefixes: a tenth of the size
+    tmp.replace(index_dir / QUERY_HITS_FILE)
+
+
 def verify(stage_dir: Path, expected: dict[str, int]) -> None:
     """Re-open what was written and check it matches what was parsed."""
     db = sqlite3.connect(f"file:{stage_dir / 'codebook.sqlite'}?mode=ro", uri=True)
@@ -389,6 +425,10 @@ def build_year(
                 write_collection(client, name, recs, vectors, advance)
         report.timings_s["vectors"] = round(time.perf_counter() - t0, 2)
         del client
+        if query_vocabulary is not None:
+            t0 = time.perf_counter()
+            write_query_hits(stage_dir, progress)
+            report.timings_s["query_hits"] = round(time.perf_counter() - t0, 2)
 
         report.counts = counts(parsed, records)
         report.issues = issue_summary(parsed.issues)

@@ -116,6 +116,7 @@ NOTE_REF_RE = re.compile(
     rf"\b[A-Z]\d[0-9A-Z]\.[0-9A-Z]{{0,4}}(?:-{_CODE}\b|-)?"  # dotted code, maybe a range
     rf"|\b[A-Z]\d[0-9A-Z]-(?:{_CODE})?"  # "Z16-" or a range "E08-E13"
     rf"|(?<=[(,] )[A-Z]\d[0-9A-Z]\b(?=[),])|(?<=\()[A-Z]\d[0-9A-Z]\b"  # "(I10)", "(A15, A17)"
+    rf"|(?<=category )[A-Z]\d[0-9A-Z]\b"  # "from category Z3A, Weeks of gestation"
 )
 
 

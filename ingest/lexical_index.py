@@ -27,6 +27,12 @@ STOPWORDS = frozenset(
     "unspecified".split()
 )
 TOKEN_RE = re.compile(r"[a-z0-9]+")
+# "pre-eclampsia" is the Index's spelling, "preeclampsia" a note's: one word either way.
+HYPHENATED_PREFIX = re.compile(
+    r"\b(pre|post|non|anti|hyper|hypo|intra|inter|peri|para|sub|supra|trans|extra|infra|"
+    r"retro|pseudo|poly|multi|semi|micro|macro)-(?=[a-z])")
+# Bumped whenever tokenizing changes: a saved lexical.npz of another version is rebuilt.
+TOKENIZER_VERSION = 2
 _stemmer = PorterStemmer()
 
 # Weights: how much each kind of match counts (index paths first, as a coder works).
@@ -34,6 +40,7 @@ SOURCE_WEIGHT = {
     "index": 1.0, "eindex": 0.95, "neoplasm": 0.95, "drug": 0.95, "title": 0.92, "inclusion": 0.9,
 }
 MAX_CODES = 150  # codes returned per query, best first
+SEARCH_CACHE = 8192  # queries whose answers are kept (search results are never mutated)
 
 
 @lru_cache(maxsize=65536)
@@ -43,8 +50,12 @@ def stem(word: str) -> str:
     return _stemmer.stem(word)[:6]
 
 
+def tokens(text: str) -> list[str]:
+    return TOKEN_RE.findall(HYPHENATED_PREFIX.sub(r"\1", text.lower()))
+
+
 def terms(text: str) -> list[str]:
-    return [stem(w) for w in TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]
+    return [stem(w) for w in tokens(text) if w not in STOPWORDS]
 
 
 @lru_cache(maxsize=65536)
@@ -55,7 +66,7 @@ def full_stem(word: str) -> str:
 def words(text: str) -> list[str]:
     """Full Porter stems: which rows a query selects ("hypoalbuminemia" is not
     "hypoaldosteronism", though both score by their six-character stem)."""
-    return [full_stem(w) for w in TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]
+    return [full_stem(w) for w in tokens(text) if w not in STOPWORDS]
 
 
 @dataclass(frozen=True)
@@ -90,13 +101,16 @@ class LexicalIndex:
             postings, length = _postings(rows)
         self._text_rows, self._mod_rows, self._word_rows = postings
         self._length = length
+        # Facts repeat note after note ("pain", "fever"): their answers are kept.
+        self.search = lru_cache(maxsize=SEARCH_CACHE)(self._search)  # type: ignore[method-assign]
 
     @classmethod
     def from_codebook(cls, db: sqlite3.Connection) -> LexicalIndex:
         return cls(db.execute(ROWS_SQL).fetchall())
 
     def save(self, path: Path) -> None:
-        arrays: dict[str, np.ndarray] = {"length": self._length}
+        arrays: dict[str, np.ndarray] = {"length": self._length,
+                                         "version": np.array(TOKENIZER_VERSION)}
         for name, postings in zip(POSTINGS, (self._text_rows, self._mod_rows, self._word_rows),
                                   strict=True):
             keys = list(postings)
@@ -114,6 +128,10 @@ class LexicalIndex:
         rows = db.execute(ROWS_SQL).fetchall()
         with np.load(path) as saved:
             length = saved["length"]
+            version = int(saved["version"]) if "version" in saved else 1
+            if version != TOKENIZER_VERSION:
+                raise ValueError(f"{path}: tokenizer version {version}, this code reads "
+                                 f"{TOKENIZER_VERSION}")
             if len(length) != len(rows):
                 raise ValueError(f"{path}: {len(length)} rows, the codebook has {len(rows)}")
             maps = []
@@ -128,7 +146,7 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self._texts)
 
-    def search(self, query: str, limit: int = MAX_CODES) -> list[LexicalMatch]:
+    def _search(self, query: str, limit: int = MAX_CODES) -> list[LexicalMatch]:
         """Best row per code, best codes first.
 
         Rows holding every query word (in the path or its modifiers) are the best a lexical
@@ -208,7 +226,7 @@ class _Splitter:
     def __call__(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
         done = self._texts.get(text)
         if done is None:
-            pairs = [self._word(w) for w in TOKEN_RE.findall(text.lower())]
+            pairs = [self._word(w) for w in tokens(text)]
             kept = [p for p in pairs if p is not None]
             done = self._texts[text] = (frozenset(p[0] for p in kept),
                                         frozenset(p[1] for p in kept))

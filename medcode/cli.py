@@ -334,6 +334,12 @@ def eval_cmd(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder")] = None,
     year: YearOpt = None,
     chooser_name: ChooserOpt = None,
+    gold_year: Annotated[int | None, typer.Option(
+        help="Fiscal year of the code set the gold was assigned with (CodiEsp: 2018); with "
+        "--conversion-table, a code created since then matches the gold code it replaced")
+    ] = None,
+    conversion_table: Annotated[Path | None, typer.Option(
+        help="The CMS conversion table (<year>-conversion-table.zip or its CSV)")] = None,
 ) -> None:
     """Code notes with gold codes and report precision / recall / F1, retrieval recall@k,
     calibration (with a PNG) and flag counts, as report.json and report.md."""
@@ -357,6 +363,19 @@ def eval_cmd(
     except (DatasetError, OSError) as exc:
         raise fail(str(exc)) from None
     cases = cases[:limit] if limit else cases
+    replaced = None
+    if (gold_year is None) != (conversion_table is None):
+        raise fail("--gold-year and --conversion-table go together")
+    if gold_year is not None and conversion_table is not None:
+        from service.evaluation.conversion import (
+            ConversionTableError,
+            load_conversion_table,
+            replaced_since,
+        )
+        try:
+            replaced = replaced_since(load_conversion_table(conversion_table), gold_year)
+        except ConversionTableError as exc:
+            raise fail(str(exc)) from None
     settings, registry, y, index = _year_index(year)
     from service.extraction.pipeline import Extractor
 
@@ -387,7 +406,7 @@ def eval_cmd(
         def step(n: int) -> None:
             advance(n - last[0])
             last[0] = n
-        report = evaluate(cases, code, chapter_of, billable, step)
+        report = evaluate(cases, code, chapter_of, billable, step, replaced)
     folder = out_dir or Path("eval_reports") / f"{name}-{chooser.name}"
     paths = write_report(report, folder, f"{name}, chooser {chooser.name}")
     out.print((folder / "report.md").read_text(encoding="utf-8"), highlight=False)

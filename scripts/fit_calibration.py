@@ -1,6 +1,7 @@
 """Fit the confidence calibration from an evaluation report (use a split you do not report):
 
-    medcode eval --codiesp ../shared/eval/codiesp --split train \
+    medcode eval --codiesp ../shared/eval/codiesp --split train --gold-year 2018 \
+        --conversion-table ../shared/sources/icd10cm/2025/2025-conversion-table.zip \
         --out eval_reports/codiesp-train-rules
     python scripts/fit_calibration.py eval_reports/codiesp-train-rules/report.json
 
@@ -28,6 +29,7 @@ def main() -> None:
     if report["chooser"] != "rules":
         sys.exit("fit_calibration.py: the calibration is for the rules chooser's results")
     metrics.EXPANDED.update(report.get("gold_not_billable_this_year", []))
+    metrics.REPLACED.update({g: set(c) for g, c in report.get("gold_replaced_since", {}).items()})
     rows, labels = [], []
     for note in report["notes"]:
         for (code, _, _), signals in zip(note["predicted"], note.get("signals", []), strict=True):

@@ -91,6 +91,9 @@ class Codebook:
         self._localized: frozenset[str] | None = None
         self._sited: frozenset[str] | None = None
         self._see_also: dict[str, str] | None = None
+        self._neoplasm_sites: list[tuple[str, ...]] | None = None
+        self._paths: dict[str, str | None] = {}  # index_code answers
+        self._children_of: dict[str, list[tuple[str, str]]] = {}
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
     @property
@@ -245,6 +248,25 @@ class Codebook:
                 self._see_also = {_first_word(a): _first_word(b) for a, b in rows}
             return self._see_also
 
+    def index_code(self, path: str) -> str | None:
+        """The code the Alphabetic Index prints at a path ("Infection, infected, infective >
+        bacterial NOS > ... > Streptococcus"), or None when the year has no such path."""
+        if path not in self._paths:  # no index on path: a scan, so each path is read once
+            row = self.db.execute("SELECT code_ref FROM index_terms WHERE source = 'index' "
+                                  "AND path = ? AND code_ref IS NOT NULL LIMIT 1",
+                                  (path,)).fetchone()
+            self._paths[path] = row[0] if row else None
+        return self._paths[path]
+
+    def index_children(self, path: str) -> list[tuple[str, str]]:
+        """(title, code) of the sub-terms printed under an Index path."""
+        if path not in self._children_of:
+            self._children_of[path] = self.db.execute(
+                "SELECT c.title, c.code_ref FROM index_terms p JOIN index_terms c ON "
+                "c.parent_id = p.id WHERE p.source = 'index' AND p.path = ? AND "
+                "c.code_ref IS NOT NULL ORDER BY c.id", (path,)).fetchall()
+        return self._children_of[path]
+
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column
         (malignant_primary, benign, unspecified_behavior, ...), or None. The row is the
@@ -257,6 +279,19 @@ class Codebook:
                     or title == f"{site} nos") and (best is None or len(title) < len(best[0])):
                 best = (title, path, code)
         return (best[1], best[2]) if best else None
+
+    def same_neoplasm_site(self, code: str, other: str) -> bool:
+        """Do two neoplasm codes sit in one Neoplasm table row (testis: C62.9 malignant,
+        D49.59 unspecified behavior), that is, name one site?"""
+        with self._lock:
+            if self._neoplasm_sites is None:
+                cells: dict[int, list[str]] = {}
+                for term_id, ref in self.db.execute(
+                        "SELECT term_id, code_ref FROM table_cells WHERE tbl = 'neoplasm'"):
+                    cells.setdefault(term_id, []).append(ref)
+                self._neoplasm_sites = [tuple(v) for v in cells.values()]
+        return any(any(code.startswith(c) for c in row) and any(other.startswith(c) for c in row)
+                   for row in self._neoplasm_sites)
 
     def _neoplasm_rows(self) -> dict[str, list[tuple[str, str, str]]]:
         # The table's ~1,500 site rows, read once: a LIKE query scans them on every call.

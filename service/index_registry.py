@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ingest.build import QUERY_VECTORS_FILE
+from ingest.build import QUERY_HITS_FILE, QUERY_VECTORS_FILE
 from ingest.embeddings import Embedder, make_embedder
 from ingest.lexical_index import LEXICAL_FILE, LexicalIndex
-from ingest.vector_store import VectorIndex
+from ingest.vector_store import VectorHit, VectorIndex
 from service.codebook import Codebook
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class YearIndex:
     _lexical: LexicalIndex | None = field(default=None, repr=False)
     _query_vectors: tuple[str, dict[str, np.ndarray]] | None = field(default=None,
                                                                       repr=False)
+    _query_hits: SavedHits | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _lexical_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -62,6 +63,15 @@ class YearIndex:
             model, vectors = self._query_vectors
             return vectors if model == model_name else {}
 
+    def query_hits(self, model_name: str, k: int) -> SavedHits | None:
+        """Saved vector search answers of the vocabulary's terms (ingest/build.py), when
+        made by `model_name` with `k` hits per collection; else None."""
+        with self._lexical_lock:
+            if self._query_hits is None:
+                self._query_hits = SavedHits.open(self.path / QUERY_HITS_FILE)
+            hits = self._query_hits
+            return hits if hits.model == model_name and hits.k == k and hits.rows else None
+
     @property
     def lexical(self) -> LexicalIndex:
         with self._lexical_lock:
@@ -69,6 +79,39 @@ class YearIndex:
                 self._lexical = _open_lexical(self.path, self.codebook)
                 freeze_loaded()
             return self._lexical
+
+
+@dataclass
+class SavedHits:
+    """query_hits.npz: per vocabulary term and collection, the k nearest ids and scores."""
+    model: str
+    k: int
+    rows: dict[str, int]  # term → row
+    ids: dict[str, np.ndarray]  # collection → (terms, k) ids
+    scores: dict[str, np.ndarray]
+
+    @classmethod
+    def open(cls, path: Path) -> SavedHits:
+        if not path.exists():  # an index built before query_hits.npz existed
+            return cls("", 0, {}, {}, {})
+        try:
+            with np.load(path) as saved:
+                collections = [k.removesuffix("_ids") for k in saved.files if k.endswith("_ids")]
+                return cls(str(saved["model"]), int(saved["k"]),
+                           {str(t): i for i, t in enumerate(saved["texts"])},
+                           {c: saved[f"{c}_ids"] for c in collections},
+                           {c: saved[f"{c}_scores"] for c in collections})
+        except (ValueError, OSError, KeyError) as exc:
+            log.warning("%s unreadable (%s): vector searches run for every query", path, exc)
+            return cls("", 0, {}, {}, {})
+
+    def get(self, text: str, collection: str) -> list[VectorHit] | None:
+        row = self.rows.get(text)
+        if row is None or collection not in self.ids:
+            return None
+        return [VectorHit(id=str(i), text="", score=float(sc), metadata={})
+                for i, sc in zip(self.ids[collection][row], self.scores[collection][row],
+                                 strict=True) if i]
 
 
 def _open_query_vectors(path: Path) -> tuple[str, dict[str, np.ndarray]]:

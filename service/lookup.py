@@ -17,6 +17,7 @@ import numpy as np
 
 from ingest.embeddings import Embedder
 from ingest.lexical_index import SOURCE_WEIGHT, STOPWORDS, TOKEN_RE, stem, terms
+from ingest.vector_store import VectorHit
 from service.codebook import CodeRow
 from service.index_registry import YearIndex
 
@@ -29,6 +30,10 @@ _query_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup-chrom
 _vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _vectors_lock = threading.Lock()
 VECTOR_CACHE = 20_000
+# Vector search answers of recent queries, per index and model (ids and scores only).
+_vector_hits: OrderedDict[tuple[str, str, int, str], dict[str, list[VectorHit]]] = OrderedDict()
+_vector_hits_lock = threading.Lock()
+COLLECTIONS = ("index_paths", "tabular")
 
 LEXICAL_WEIGHT = 0.7
 VECTOR_WEIGHT = 0.3
@@ -91,15 +96,22 @@ def lookup(
 
 
 def lookup_many(index: YearIndex, queries: list[str], embedder: Embedder | None,
-                limit: int = 10) -> dict[str, list[LookupHit]]:
+                limit: int = 10, vector_text: Mapping[str, str] | None = None
+                ) -> dict[str, list[LookupHit]]:
     """lookup() for many queries at once (all of a note's facts): one embedding batch and
-    one Chroma call per collection instead of one each per query. Same hits."""
+    one Chroma call per collection instead of one each per query. Same hits.
+    `vector_text`: the text a query's vector search uses, where not the query itself
+    ("sepsis acute" → "sepsis": the word counts in the lexical match, while a vector of
+    its own would cost an embedding and find what "sepsis" finds)."""
     unique = list(dict.fromkeys(queries))
+    vector_text = vector_text or {}
+    searched = list(dict.fromkeys(vector_text.get(q, q) for q in unique))
     semantic_job = None
     if embedder is not None and unique:
-        semantic_job = _pool.submit(_vector_candidates_many, index, embedder, unique)
+        semantic_job = _pool.submit(_vector_candidates_many, index, embedder, searched)
     lexical = [lexical_candidates(index, q) for q in unique]
-    semantic = semantic_job.result() if semantic_job is not None else [{} for _ in unique]
+    found = dict(zip(searched, semantic_job.result(), strict=True)) if semantic_job else {}
+    semantic = [found.get(vector_text.get(q, q), {}) for q in unique]
     ranked = [_rank(lex, sem, limit) for lex, sem in zip(lexical, semantic, strict=True)]
     rows = index.codebook.get_many(list({c for top, _ in ranked for c in top}))  # one read
     return {q: _hits(top, fused, lex, sem, rows, limit)
@@ -109,10 +121,30 @@ def lookup_many(index: YearIndex, queries: list[str], embedder: Embedder | None,
 
 def _vector_candidates_many(index: YearIndex, embedder: Embedder, queries: list[str],
                             k: int = 15) -> list[dict[str, Match]]:
-    embeddings = embed_cached(embedder, queries, index.query_vectors(embedder.model_name))
-    jobs = {c: _query_pool.submit(index.vectors.query_many, c, embeddings, k, False)
-            for c in ("index_paths", "tabular")}
-    results = {c: job.result() for c, job in jobs.items()}
+    # A query's nearest vectors never change within an index: only new queries are searched.
+    # A rebuilt index (same path, new built_at) starts afresh.
+    built = f"{index.path}@{index.manifest.get('built_at')}"
+    keys = [(built, embedder.model_name, k, q) for q in queries]
+    with _vector_hits_lock:
+        known = {key: _vector_hits[key] for key in keys if key in _vector_hits}
+    saved = index.query_hits(embedder.model_name, k)  # the vocabulary's, from the build
+    if saved is not None and all(c in saved.ids for c in COLLECTIONS):
+        for key, q in zip(keys, queries, strict=True):
+            if key not in known and q in saved.rows:
+                known[key] = {c: saved.get(q, c) or [] for c in COLLECTIONS}
+    fresh = [q for key, q in zip(keys, queries, strict=True) if key not in known]
+    if fresh:
+        embeddings = embed_cached(embedder, fresh, index.query_vectors(embedder.model_name))
+        jobs = {c: _query_pool.submit(index.vectors.query_many, c, embeddings, k, False)
+                for c in COLLECTIONS}
+        searched = {c: job.result() for c, job in jobs.items()}
+        with _vector_hits_lock:
+            for i, q in enumerate(fresh):
+                key = (built, embedder.model_name, k, q)
+                known[key] = _vector_hits[key] = {c: searched[c][i] for c in COLLECTIONS}
+            while len(_vector_hits) > VECTOR_CACHE:
+                _vector_hits.popitem(last=False)
+    results = {c: [known[key][c] for key in keys] for c in COLLECTIONS}
     # Ids name their codebook row ("code:E11.9", "term:123"): code and text come from there.
     targets = index.codebook.vector_targets(
         list({h.id for hits in results.values() for q in hits for h in q}))

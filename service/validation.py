@@ -146,10 +146,15 @@ def validate(codebook: Codebook, year: str, raw_codes: list[str],
 
 def notes_up_tree(codebook: Codebook, code: str) -> list[NoteRow]:
     """The code's notes and its ancestors' (Tabular notes apply to everything below them)."""
+    return list(_notes_up_tree(codebook, code))
+
+
+@lru_cache(maxsize=1 << 14)  # a year's notes never change; validation asks again and again
+def _notes_up_tree(codebook: Codebook, code: str) -> tuple[NoteRow, ...]:
     out: list[NoteRow] = []
     for row in codebook.lineage(code):
         out += codebook.notes(row.code)
-    return out
+    return tuple(out)
 
 
 def _billable(codebook: Codebook, row: CodeRow) -> list[Issue]:

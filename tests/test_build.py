@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.build import build_year, is_current, recover_interrupted
+from ingest.build import QUERY_HITS_K, build_year, is_current, recover_interrupted
 from ingest.embeddings import EmbeddingCache, make_embedder
 from ingest.lexical_index import LexicalIndex
 from ingest.sources import SourceError, resolve_sources
@@ -91,6 +91,17 @@ def test_build_writes_codebook_vectors_and_manifest(tmp_path: Path, embedder) ->
     marker = np.full(embedder.dimension, 0.5, dtype=np.float32)
     got = embed_cached(embedder, ["hypertension"], {"hypertension": marker})
     assert (got[0] == marker).all()
+    # Their vector searches are saved too, and answer as a live search does.
+    hits = index.query_hits(embedder.model_name, QUERY_HITS_K)
+    assert hits is not None and sorted(hits.rows) == ["hypertension", "type 2 diabetes mellitus"]
+    vector = embedder.embed(["type 2 diabetes mellitus"])
+    for collection in ("index_paths", "tabular"):
+        live = index.vectors.query_many(collection, vector, QUERY_HITS_K, False)[0]
+        saved_hits = hits.get("type 2 diabetes mellitus", collection)
+        assert saved_hits is not None and [h.id for h in saved_hits] == [h.id for h in live]
+        assert [h.score for h in saved_hits] == pytest.approx([h.score for h in live])
+    assert index.query_hits(embedder.model_name, QUERY_HITS_K + 1) is None  # another k
+    assert "query_hits" in report.timings_s
     assert report.counts["vectors_tabular"] > 0
     assert not list((tmp_path / "index").glob(".staging-*"))
     with resolve_sources("2025", [src], [], False, tmp_path / "cache") as sources:

@@ -254,6 +254,106 @@ def test_smoking_history_and_tobacco_product(coder) -> None:  # type: ignore[no-
     assert codes(coder("Smoker of 1 pack of cigarettes/day.", "inpatient")) == ["F17.210"]
 
 
+def test_bilateral_without_a_bilateral_code_is_right_and_left(coder) -> None:  # type: ignore[no-untyped-def]
+    # Guidelines I.B.13: no bilateral code, so the right and the left code, one fact each.
+    r = coder("Bilateral knee pain.", "inpatient")
+    assert codes(r) == ["M25.561", "M25.562"]
+    assert all(c.evidence[0].text == "knee pain" for c in r.codes)
+    assert "I.B.13" in r.facts[0].reason
+    assert codes(coder("Pain in both wrists.", "inpatient")) == ["M25.531", "M25.532"]
+    # A bilateral code exists: it is the one code.
+    assert codes(coder("Hypermetropia in both eyes.", "inpatient")) == ["H52.03"]
+
+
+def test_hemiplegia_side_is_dominant_by_the_guideline_default(coder) -> None:  # type: ignore[no-untyped-def]
+    # Guidelines I.C.6.a: no handedness documented → right dominant, left nondominant.
+    assert codes(coder("Left hemiparesis.", "inpatient")) == ["G81.94"]
+    assert codes(coder("Right hemiplegia.", "inpatient")) == ["G81.91"]
+    assert codes(coder("Left hemiparesis in a left-handed patient.", "inpatient")) == ["G81.92"]
+    assert codes(coder("Right hemiparesis in a left-handed patient.", "inpatient")) == [
+        "G81.93"]
+
+
+def test_hyphenated_index_words_and_ischemic_heart_disease(coder) -> None:  # type: ignore[no-untyped-def]
+    # The Index writes "Pre-eclampsia"; the note "preeclampsia". Trimester from the weeks.
+    r = coder("Preeclampsia at 27 weeks of gestation.", "inpatient")
+    assert codes(r)[0] == "O14.92"
+    # Ischemic heart disease is I25.9, not coronary artery disease (I25.10).
+    assert codes(coder("Ischemic heart disease.", "inpatient")) == ["I25.9"]
+    # ESRD is N18.6 whatever follows it ("on hemodialysis" is no site).
+    assert codes(coder("ESRD.", "inpatient")) == ["N18.6"]
+
+
+def test_infectious_agent_only_where_the_infection_asks(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("Urinary tract infection. Urine culture grew E. coli.", "inpatient")
+    assert codes(r) == ["N39.0", "B96.20"]  # an additional code: never first
+    agent = next(f for f in r.facts if f.text == "E. coli")
+    assert agent.action == "coded" and "N39.0" in agent.reason
+    r = coder("Prostatic abscess; methicillin-sensitive Staphylococcus aureus was isolated.",
+              "inpatient")
+    assert codes(r) == ["N41.2", "B95.61"]
+    # A culture alone codes nothing: the organism may colonize.
+    r = coder("Blood cultures grew Pseudomonas aeruginosa.", "inpatient")
+    assert codes(r) == [] and r.facts[0].action == "not_coded"
+    # Named by the combination code: not coded again.
+    r = coder("Pneumonia due to Klebsiella pneumoniae.", "inpatient")
+    assert codes(r) == ["J15.0"]
+    assert next(f for f in r.facts if f.text == "Klebsiella pneumoniae").action == "combined"
+    r = coder("Cellulitis. Cultures were negative for Staphylococcus aureus.", "inpatient")
+    assert not any(c.startswith("B95") for c in codes(r))
+
+
+def test_status_after_a_past_procedure_or_where_asked(coder) -> None:  # type: ignore[no-untyped-def]
+    assert codes(coder("History of hysterectomy.", "inpatient")) == ["Z90.710"]
+    assert codes(coder("Hysterectomized woman.", "inpatient")) == ["Z90.710"]
+    assert codes(coder("Left mastectomy in 2005.", "inpatient")) == ["Z90.12"]
+    # A procedure of this stay leaves no status yet.
+    assert codes(coder("A total hysterectomy was performed.", "inpatient")) == []
+    # Dialysis status only where a coded condition asks for it (N18.6 does; N17.9 not).
+    assert codes(coder("ESRD on hemodialysis.", "inpatient")) == ["N18.6", "Z99.2"]
+    assert codes(coder("Acute kidney injury requiring hemodialysis.", "inpatient")) == ["N17.9"]
+    # N18 asks for the kidney transplant status.
+    r = coder("Kidney transplant recipient with chronic kidney disease stage 3b.", "inpatient")
+    assert codes(r) == ["N18.32", "Z94.0"]
+    assert codes(coder("She is wheelchair-bound.", "inpatient")) == ["Z99.3"]
+
+
+def test_long_term_drug_therapy(coder) -> None:  # type: ignore[no-untyped-def]
+    # E11 asks for the drug that controls it.
+    assert codes(coder("Type 2 diabetes treated with metformin.", "inpatient")) == [
+        "E11.9", "Z79.84"]
+    assert codes(coder("Insulin-dependent diabetes mellitus.", "inpatient")) == [
+        "E11.9", "Z79.4"]
+    # "non-insulin dependent" is no insulin.
+    assert codes(coder("Non-insulin dependent diabetes mellitus.", "inpatient")) == ["E11.9"]
+    # Insulin for a few days to correct a glucose is no long-term therapy (I.C.4.a.3).
+    r = coder("Type 2 diabetes; insulin was given for 2 days.", "inpatient")
+    assert codes(r) == ["E11.9"]
+    # Continuing therapy documented as such.
+    r = coder("Atrial fibrillation in usual treatment with acenocoumarol.", "inpatient")
+    assert codes(r) == ["I48.91", "Z79.01"]
+    assert codes(coder("Rheumatoid arthritis on prednisone.", "inpatient")) == [
+        "M06.9", "Z79.52"]
+    r = coder("Asthma exacerbation; prednisone was given for 5 days.", "inpatient")
+    assert not any(c.startswith("Z79") for c in codes(r))
+
+
+def test_measurements_a_coded_condition_asks_for(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("Obesity with a BMI of 36.", "inpatient")
+    assert codes(r) == ["E66.9", "Z68.36"]
+    assert r.codes[1].evidence[0].text == "BMI of 36"
+    assert codes(coder("Morbid obesity, BMI 41.3.", "inpatient")) == ["E66.01", "Z68.41"]
+    assert codes(coder("Cough. BMI 22.", "inpatient")) == ["R05.9"]  # nothing asks for it
+    r = coder("Preeclampsia at 27 weeks of gestation.", "inpatient")
+    assert codes(r) == ["O14.92", "Z3A.27"]
+
+
+def test_neoplasm_of_stated_behavior_at_the_site_absorbs_the_unstated(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("Physical examination revealed a testicular tumor. Pathology: seminoma of the "
+              "right testis.", "inpatient")
+    assert [c for c in codes(r) if c[0] in "CD"] == ["C62.91"]
+
+
 def test_default_child_is_the_uncomplicated_one() -> None:
     def row(code: str, title: str) -> CodeRow:
         return CodeRow(code, "code", title, code[:-1], "5", None, 5, True, False, None, None)

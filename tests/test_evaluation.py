@@ -14,6 +14,11 @@ import pytest
 
 from service.coding.calibration import calibrate, fit_logistic
 from service.evaluation import metrics
+from service.evaluation.conversion import (
+    ConversionTableError,
+    load_conversion_table,
+    replaced_since,
+)
 from service.evaluation.datasets import DatasetError, load_codiesp, load_jsonl
 from service.evaluation.metrics import Prediction
 
@@ -45,6 +50,41 @@ def test_gold_without_seventh_character_matches_on_its_characters() -> None:
     assert metrics.matches("R51.9", "R51")
     assert not metrics.matches("S72.002A", "S72.001")
     assert not metrics.matches("E11.65", "E11.6")
+
+
+CMS_TABLE = (
+    '"This FY 2025 (October 1, 2024 Update) Conversion Table includes the new codes",,\n'
+    "Current code assignment,Effective,Previous Code(s) Assignment\n"
+    "C56.3,2021,C56.1 and C56.2\n"
+    "E11.11,2017,E11.69 and R40.20\n"
+    "F32.A,2021,F32.9\n")
+
+
+def conversion_zip(tmp_path: Path) -> Path:
+    import zipfile
+    path = tmp_path / "2025-conversion-table.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ICD-10-CM-Conversion-Table-FY25.csv", CMS_TABLE)
+    return path
+
+
+def test_conversion_table_reads_codes_created_since_the_gold_year(tmp_path: Path) -> None:
+    rows = load_conversion_table(conversion_zip(tmp_path))
+    assert ("F32.A", 2021, ["F32.9"]) in rows and len(rows) == 3
+    # FY2018 gold: E11.11 took effect October 2017 (FY2018), so E11.69 kept its meaning.
+    replaced = replaced_since(rows, 2018)
+    assert replaced == {"F32.9": {"F32.A"}, "C56.1": {"C56.3"}, "C56.2": {"C56.3"}}
+    assert replaced_since(rows, 2022) == {}
+    metrics.REPLACED.update(replaced)
+    try:
+        assert metrics.matches("F32.A", "F32.9") and metrics.matches("F32.9", "F32.9")
+        assert not metrics.matches("F32.A", "F32.8")
+    finally:
+        metrics.REPLACED.clear()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("nothing,here\n", encoding="utf-8")
+    with pytest.raises(ConversionTableError, match="no conversion rows"):
+        load_conversion_table(bad)
 
 
 def test_recall_at_k_and_calibration() -> None:
@@ -85,16 +125,24 @@ def test_medcode_eval_end_to_end(tmp_path: Path, full_index_dir: Path) -> None:
         {"id": "2", "text": "Cough and fever. r/o pneumonia.", "codes": ["R05.9", "R50.9"],
          "setting": "outpatient"},
         {"id": "3", "text": "L knee pain.", "codes": ["M25.562"]},
+        # Gold given under FY2018 codes: "depression" was F32.9 then, F32.A since FY2022.
+        {"id": "4", "text": "Assessment: depression.", "codes": ["F32.9"]},
     ]
     data = tmp_path / "gold.jsonl"
     data.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
     env = dict(os.environ, MEDCODE_INDEX_DIR=str(full_index_dir))
-    done = subprocess.run([sys.executable, "-m", "medcode", "eval", "--jsonl", str(data),
-                           "--out", str(tmp_path / "report")], cwd=REPO, env=env,
+    command = [sys.executable, "-m", "medcode", "eval", "--jsonl", str(data),
+               "--out", str(tmp_path / "report")]
+    half = subprocess.run([*command, "--gold-year", "2018"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert half.returncode != 0 and "go together" in half.stdout + half.stderr
+    done = subprocess.run([*command, "--gold-year", "2018", "--conversion-table",
+                           str(conversion_zip(tmp_path))], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["cases"] == 3 and report["chooser"] == "rules"
+    assert report["cases"] == 4 and report["chooser"] == "rules"
+    assert report["gold_replaced_since"] == {"F32.9": ["F32.A"]}
     assert report["code"]["micro"]["f1"] == 1.0
     assert report["retrieval_recall"]["code"]["@20"] == 1.0
     assert (tmp_path / "report" / "calibration.png").read_bytes()[:4] == b"\x89PNG"

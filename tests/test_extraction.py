@@ -349,6 +349,23 @@ def test_index_vocabulary_reads_morphology_and_adjective_sub_terms(extractor: Ex
     assert modifiers(fact(r, "Smoker"))["tobacco_product"] == "cigarettes"
 
 
+def test_agents_medications_and_measurements(extractor: Extractor) -> None:
+    text = ("UTI; urine culture grew E. coli, no growth of enterococcus. Type 2 diabetes treated "
+            "with metformin; non-insulin dependent. Obesity, BMI of 41,3. Seen at 30 weeks of "
+            "gestation. History of hysterectomy.")
+    r = extractor.extract(make_note(text))
+    kinds = {f.text: (f.kind, f.normalized, f.assertion) for f in r.facts}
+    assert kinds["E. coli"] == ("organism", "escherichia coli", "present")
+    assert kinds["enterococcus"] == ("organism", "enterococcus", "negated")
+    assert kinds["metformin"] == ("medication", "oral hypoglycemic", "present")
+    # "non-insulin dependent" is matched whole, so it is never read as insulin.
+    assert kinds["non-insulin dependent"][:2] == ("medication", "non-insulin")
+    assert kinds["hysterectomy"] == ("procedure", "hysterectomy", "historical")
+    assert r.bmi is not None and r.bmi.value == 41.3 and r.bmi.evidence.text == "BMI of 41,3"
+    assert r.pregnancy is not None and r.pregnancy.weeks == 30
+    assert extractor.extract(make_note("BMI in the 90th percentile.")).bmi is None
+
+
 def test_offsets_are_code_points_in_the_text_as_received(extractor: Extractor) -> None:
     text = "Résumé:\r\nPt w/ DM2 — HbA1c ≥ 9 %.\r\nDenies chest pain 🙂. L knee pain.\r\n"
     r = extractor.extract(make_note(text))

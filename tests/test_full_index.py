@@ -95,3 +95,19 @@ def test_batched_lookup_gives_the_same_hits(registry: IndexRegistry) -> None:
             [(h.code, h.matched.source) for h in one]
         assert [h.score for h in batched[query]] == pytest.approx([h.score for h in one],
                                                                    abs=1e-3)
+
+
+def test_a_query_may_search_the_vectors_of_another_text(registry: IndexRegistry) -> None:
+    # "sepsis acute": "acute" counts in the lexical match; the vector search is the term's.
+    index = registry.get("2025")
+    mapped = lookup_many(index, ["sepsis acute"], registry.embedder, 20,
+                         {"sepsis acute": "sepsis"})["sepsis acute"]
+    own = lookup_many(index, ["sepsis acute"], registry.embedder, 20)["sepsis acute"]
+    term = {h.code: h.semantic for h in lookup_many(index, ["sepsis"], registry.embedder,
+                                                     20)["sepsis"]}
+    assert any(h.semantic for h in mapped)
+    for hit in mapped:
+        if hit.semantic and hit.code in term:
+            assert hit.semantic == pytest.approx(term[hit.code], abs=1e-6)
+    assert [h.lexical for h in mapped if h.code == "A41.9"] == \
+        [h.lexical for h in own if h.code == "A41.9"]

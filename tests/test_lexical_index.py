@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ingest.lexical_index import LexicalIndex
@@ -22,6 +23,7 @@ ROWS = [
     ("Colic", "(recurrent)", "index", "R10.83"),
     ("Bronchiolectasis", "→ see Bronchiectasis", "index", "J47.9"),
     ("Fever", "(inanition) (of unknown origin) (persistent)", "index", "R50.9"),
+    ("Pre-eclampsia", "", "index", "O14.9"),
 ]
 
 
@@ -66,6 +68,13 @@ def test_modifiers_help_and_see_targets_are_shown(lexical: LexicalIndex) -> None
     assert lexical.search("persistent") == []
 
 
+def test_hyphenated_prefixes_are_one_word(lexical: LexicalIndex) -> None:
+    # The Index writes "Pre-eclampsia", notes "preeclampsia": either finds the row whole.
+    assert lexical.search("preeclampsia")[0].code == "O14.9"
+    assert lexical.search("preeclampsia")[0].score == 1.0
+    assert lexical.search("pre-eclampsia")[0].score == 1.0
+
+
 def test_saved_arrays_read_back_the_same(lexical: LexicalIndex, tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "codebook.sqlite")
     db.execute("CREATE TABLE lexicon (text, modifiers, source, code)")
@@ -78,5 +87,20 @@ def test_saved_arrays_read_back_the_same(lexical: LexicalIndex, tmp_path: Path) 
     # A codebook that is not the one the arrays were saved from is refused by name.
     db.execute("INSERT INTO lexicon VALUES ('Ache', '', 'index', 'R52')")
     db.commit()
-    with pytest.raises(ValueError, match="11 rows, the codebook has 12"):
+    with pytest.raises(ValueError, match="12 rows, the codebook has 13"):
         LexicalIndex.load(tmp_path / "lexical.npz", db)
+
+
+def test_arrays_of_another_tokenizer_are_refused(lexical: LexicalIndex, tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "codebook.sqlite")
+    db.execute("CREATE TABLE lexicon (text, modifiers, source, code)")
+    db.executemany("INSERT INTO lexicon VALUES (?, ?, ?, ?)", ROWS)
+    db.commit()
+    saved = tmp_path / "lexical.npz"
+    lexical.save(saved)
+    with np.load(saved) as arrays:
+        old = {k: arrays[k] for k in arrays.files if k != "version"}  # written before versions
+    with saved.open("wb") as f:
+        np.savez(f, **old)
+    with pytest.raises(ValueError, match="tokenizer version 1, this code reads 2"):
+        LexicalIndex.load(saved, db)

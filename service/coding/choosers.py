@@ -16,8 +16,8 @@ from typing import Protocol
 from service.codebook import Codebook, CodeRow
 from service.coding.models import Alternative, Candidate, Flag
 from service.coding.queries import draft, query_axes
-from service.coding.retrieval import FactRetrieval, documented_site
-from service.extraction.models import Fact
+from service.coding.retrieval import FactRetrieval, documented_site, sentence_site
+from service.extraction.models import Evidence, Fact
 
 MIN_SCORE = 0.35
 # The modifiers query and a linked-fact query decide only with a confident answer.
@@ -29,7 +29,9 @@ Z_TERMS = re.compile(r"histor|status|screening|encounter|presence|absence|carrie
                      r"pregnan|dependence on|long[- ]term|allerg|transplant|follow", re.I)
 GENERIC_TITLE_WORDS = {"other", "unspecified", "specified", "with", "without", "initial",
                        "subsequent", "encounter", "sequela", "side", "site", "elsewhere",
-                       "classified", "part", "region", "disorder", "condition", "type"}
+                       "classified", "part", "region", "disorder", "condition", "type",
+                       # the side is _fix_laterality's to decide, not a reason to refuse
+                       "right", "left", "bilateral"}
 SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
 TRAILING_NOS = re.compile(r",?\s+(?:NOS|NEC)$|\s*\([^)]*\)", re.I)
 UNCOMPLICATED = re.compile(r"\buncomplicated\b|\bwithout complications?\b", re.I)
@@ -58,6 +60,7 @@ class Choice:
     source: str = ""  # how the chosen candidate was found: index, title, vector:..., ...
     alternatives: list[Alternative] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)  # beyond its facts (a measurement)
 
 
 class Chooser(Protocol):
@@ -76,6 +79,8 @@ class RulesChooser:
                date_of_service: str | None) -> Choice | None:
         fact = retrieval.fact
         labels = [label for label, _ in retrieval.queries]
+        if fact.assertion == "family":
+            return _family_history(retrieval, codebook)
         if (fact.normalized or "") in codebook.sited_terms():
             primary = _sited(retrieval, labels)
         else:
@@ -120,6 +125,7 @@ class RulesChooser:
                 best = max(under, key=lambda c: c.score - _residual(c, fact))
         code, missing, path = descend(codebook, best.code, fact)
         code, side_flag = _fix_laterality(codebook, code, fact)
+        code = _default_dominance(codebook, code, retrieval.note or retrieval.excerpt)
         if side_flag:
             missing.append("laterality")
         row = codebook.get(code)
@@ -160,8 +166,14 @@ def _sited(retrieval: FactRetrieval, labels: list[str]) -> Candidate | None:
     Tabular entry named by the term itself ("Uveitis NOS"), or else the main term its
     "see also" names will do."""
     term = retrieval.fact.normalized or ""
+    # The fact's own words and site phrase, not the sentences around it: "lesion" two
+    # lines from "vascular" is no "Lesion > vascular".
+    said = {w[:5] for _, q in retrieval.queries for w in re.findall(r"[a-z]+", q.lower())}
+    said |= {w[:5] for w in re.findall(r"[a-z]+", retrieval.fact.text.lower())}
+    site = sentence_site(retrieval.fact, retrieval.note)  # "a mass ... in the abdomen"
+    said |= {w[:5] for w in re.findall(r"[a-z]+", (site or "").lower())}
     paths = [c for c in retrieval.candidates if c.source == "neoplasm_table"
-             or _path_adds_undocumented(c, retrieval) is False
+             or _path_adds_undocumented(c, retrieval, said) is False
              or TRAILING_NOS.sub("", c.matched.lower()) == term]
     found = [c for label in labels if (c := _top(paths, label, retrieval.fact)) is not None]
     if found:
@@ -171,6 +183,41 @@ def _sited(retrieval: FactRetrieval, labels: list[str]) -> Candidate | None:
     main = [c for c in retrieval.candidates if target and c.source == "index"
             and c.matched.split(" → ")[0].split(",")[0].strip().lower() == target]
     return _top(main, "see also", retrieval.fact)
+
+
+FAMILY_SPECIFIED = "History > family > disease or disorder > specified NEC"
+NEOPLASM_TERM = re.compile(r"cancer|carcinoma|malignan|neoplasm|tumou?r|sarcoma|lymphoma|"
+                           r"leukemia|melanoma|metasta", re.I)
+
+
+def _family_history(retrieval: FactRetrieval, codebook: Codebook) -> Choice | None:
+    """A family history code that names the relative's condition (Z80 for a malignancy),
+    else the Index's "History > family > disease or disorder > specified NEC" (Z84.89):
+    "Family history of osteoporosis" is no answer for a relative's adenopathy."""
+    fact = retrieval.fact
+    term = fact.normalized or ""
+    stems = {w[:5] for w in re.findall(r"[a-z]+", term.lower()) if len(w) >= 5} - {"famil",
+                                                                                    "histo"}
+    def names(c: Candidate) -> bool:
+        said = {w[:5] for w in re.findall(r"[a-z]+", f"{c.title} {c.matched}".lower())}
+        return bool(stems & said) or (c.code.startswith("Z80") and bool(NEOPLASM_TERM.search(term)))
+    found = [c for c in retrieval.candidates if c.code.startswith(("Z80", "Z81", "Z82", "Z83",
+                                                                      "Z84")) and names(c)]
+    best = _top(found, retrieval.queries[0][0], fact)
+    if best is not None:
+        code = descend(codebook, best.code, fact)[0]
+        row = codebook.get(code)
+        return Choice(code=code, title=row.title if row else best.title,
+                      confidence=round(min(1.0, best.score), 3),
+                      reason=f"{best.source} match '{best.matched}' (score {best.score:.2f})",
+                      matched=best.matched, source=best.source)
+    code = codebook.index_code(FAMILY_SPECIFIED)
+    row = codebook.get(code) if code else None
+    if row is None:
+        return None
+    return Choice(code=row.code, title=row.title, confidence=0.6,
+                  reason=f"no family history code names '{term}': Index '{FAMILY_SPECIFIED}'",
+                  matched=FAMILY_SPECIFIED, source="index")
 
 
 def _contradicts(candidate: Candidate, fact: Fact) -> bool:
@@ -361,6 +408,56 @@ def _fix_laterality(codebook: Codebook, code: str, fact: Fact) -> tuple[str, boo
                 and not re.search(r"\b(?:left|right|bilateral)\b", title):
             return sibling.code, True
     return code, documented is None
+
+
+DOMINANCE = re.compile(r"\b(?:non-?)?dominant\b", re.I)
+
+
+def _default_dominance(codebook: Codebook, code: str, note: str) -> str:
+    """Hemiplegia, monoplegia: the dominant side is the handedness the note states; else
+    the right side is the dominant one, the left the nondominant, and an ambidextrous
+    patient's side is dominant (Guidelines I.C.6.a)."""
+    row = codebook.get(code)
+    if row is None or row.parent is None or not DOMINANCE.search(row.title):
+        return code
+    side = "right" if re.search(r"\bright\b", row.title, re.I) else \
+        "left" if re.search(r"\bleft\b", row.title, re.I) else None
+    if side is None:
+        return code
+    dominant = ("left" if re.search(r"\bleft[- ]handed\b", note, re.I) else
+                side if re.search(r"\bambidextrous\b", note, re.I) else "right")
+    wanted = rf"\b{side} dominant\b" if side == dominant else rf"\b{side} non-?dominant\b"
+    return next((c.code for c in codebook.children(row.parent)
+                 if re.search(wanted, c.title, re.I)), code)
+
+
+SIDE_WORDS = re.compile(r"\b(?:right|left|unspecified)\b\s*", re.I)
+
+
+def bilateral_pair(codebook: Codebook, code: str, fact: Fact) -> tuple[str, str] | None:
+    """A bilateral condition whose code has no bilateral option: the right and the left
+    codes, each reported (Guidelines I.B.13). None when the side is not bilateral or a
+    bilateral code exists (_fix_laterality has picked it)."""
+    if not any(m.axis == "laterality" and m.value == "bilateral" for m in fact.modifiers):
+        return None
+    row = codebook.get(code)
+    if row is None or row.parent is None:
+        return None
+    if row.generated and row.kind == "code" and len(code.replace(".", "")) == 7:
+        pair = bilateral_pair(codebook, row.parent, fact)  # the side is one level up
+        if pair is None:
+            return None
+        with_seventh = [next((c.code for c in codebook.children(base) if c.code[-1] == code[-1]),
+                             None) for base in pair]
+        return (with_seventh[0], with_seventh[1]) if all(with_seventh) else None
+    siblings = codebook.children(row.parent)
+    if any(re.search(r"\bbilateral\b", c.title, re.I) for c in siblings):
+        return None
+    same = SIDE_WORDS.sub("", row.title.lower())
+    sides = {side: c.code for c in siblings for side in ("right", "left")
+             if re.search(rf"\b{side}\b", c.title, re.I)
+             and SIDE_WORDS.sub("", c.title.lower()) == same}
+    return (sides["right"], sides["left"]) if len(sides) == 2 else None
 
 
 def _flags(fact: Fact, missing: list[str], date: str | None) -> list[Flag]:

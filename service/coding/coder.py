@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
 from ingest.embeddings import Embedder
 from service.codebook import Codebook
 from service.coding.calibration import calibrate, features
-from service.coding.choosers import Choice, Chooser
+from service.coding.choosers import Choice, Chooser, bilateral_pair
 from service.coding.models import CodedDiagnosis, CodingResult, FactOutcome, Flag
 from service.coding.queries import draft
 from service.coding.retrieval import guideline_passages_many, retrieve_all
+from service.coding.supplementary import add_supplementary, measured_codes, skip_reason
 from service.extraction.models import Evidence, Extraction, Fact
 from service.extraction.note_input import NoteInput
 from service.extraction.pipeline import Extractor
@@ -40,6 +42,7 @@ CONTEXT_ONLY = Path(__file__).parent.parent / "rules" / "context_only_terms.json
 SECTION_PRIORITY = ["diagnoses", "assessment", "assessment_and_plan", "chief_complaint",
                     "history_of_present_illness", "hospital_course"]
 UNSPECIFIED_TITLE = re.compile(r"\bunspecified\b", re.I)
+SUPPLEMENTARY_KINDS = ("organism", "medication", "procedure")
 NOTE_KINDS = {"excludes1", "excludes2", "code_first", "use_additional_code", "code_also"}
 
 
@@ -99,28 +102,40 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
             choice.flags.append(Flag(kind="uncertain_diagnosis", detail="documented as "
                                      "uncertain; coded as if established (inpatient, "
                                      "Guidelines II.H)"))
-        previous = chosen.get(choice.code)
-        if previous is None:
-            chosen[choice.code] = (choice, [fact])
-        else:  # the same code from another fact: one line, both facts as evidence
-            kept = choice if choice.confidence > previous[0].confidence else previous[0]
-            kept.combined_with = list(dict.fromkeys(previous[0].combined_with
-                                                    + choice.combined_with))
-            chosen[choice.code] = (kept, [*previous[1], fact])
         if fact.id in current_chronic:
             choice.reason += ("; documented as history, coded as current: a chronic "
                               "condition does not resolve")
+        sides = _bilateral(index.codebook, choice, fact)
+        for one in sides:
+            previous = chosen.get(one.code)
+            if previous is None:
+                chosen[one.code] = (one, [fact])
+            else:  # the same code from another fact: one line, both facts as evidence
+                kept = one if one.confidence > previous[0].confidence else previous[0]
+                kept.combined_with = list(dict.fromkeys(previous[0].combined_with
+                                                        + one.combined_with))
+                chosen[one.code] = (kept, [*previous[1], fact])
         outcomes.append(FactOutcome(fact=fact.id, text=fact.text, assertion=fact.assertion,
-                                    action="coded", reason=f"{choice.code}: {choice.reason}",
+                                    action="coded",
+                                    reason=f"{', '.join(c.code for c in sides)}: "
+                                    f"{sides[0].reason}",
                                     queries=queries, candidates=retrieval.candidates))
 
     _fold_combinations(chosen, outcomes, index.codebook)
     _drop_integral_symptoms(chosen, outcomes)
+    add_supplementary(chosen, outcomes, [f for f in facts if skips[f.id] is not None and
+                                         skips[f.id] == skip_reason(f)], index.codebook,
+                      note.text)
     _merge_unspecified_duplicates(chosen, outcomes, index.codebook)
     _merge_generic_neoplasms(chosen, outcomes)
+    _merge_behavior_unstated(chosen, outcomes, index.codebook)
     codes = _sequence(chosen, extraction)
     codes, fixes = _apply_guideline_fixes(codes, index.codebook, chosen, outcomes)
     codes = _code_first_order(index.codebook, index.year, codes)
+    for code, choice in measured_codes(codes, extraction, index.codebook).items():
+        if code not in codes:
+            codes.append(code)
+            fixes[code] = (choice, [])
     validation = validate(index.codebook, index.year, codes, setting)
     results = []
     picked = [chosen[c] if c in chosen else fixes[c] for c in codes]  # fixes: guideline-made
@@ -142,7 +157,8 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
             confidence=calibrate(signals) if chooser.name == "rules"
             else choice.confidence, match_score=choice.confidence, confidence_signals=signals,
             facts=[f.id for f in facts],
-            evidence=[Evidence(text=f.text, start=f.start, end=f.end) for f in facts],
+            evidence=[Evidence(text=f.text, start=f.start, end=f.end) for f in facts]
+            + choice.evidence,
             citations=_citations(index, code, choice, guideline),
             alternatives=choice.alternatives, flags=choice.flags))
     for issue in validation.issues:
@@ -151,6 +167,23 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
     return CodingResult(year=index.year, chooser=chooser.name, model=chooser.model,
                         setting=setting, codes=results, facts=outcomes, flags=note_flags,
                         validation=validation, extraction=extraction)
+
+
+def _bilateral(codebook: Codebook, choice: Choice, fact: Fact) -> list[Choice]:
+    """The choice, or its right and left codes for a bilateral condition that has no
+    bilateral code (Guidelines I.B.13)."""
+    pair = bilateral_pair(codebook, choice.code, fact)
+    if pair is None:
+        return [choice]
+    out = []
+    for code in pair:
+        row = codebook.get(code)
+        out.append(replace(choice, code=code, title=row.title if row else choice.title,
+                           reason=f"{choice.reason}; bilateral, no bilateral code: right and "
+                           "left coded separately (Guidelines I.B.13)",
+                           flags=list(choice.flags), alternatives=list(choice.alternatives),
+                           combined_with=list(choice.combined_with)))
+    return out
 
 
 def _fold_combinations(chosen: dict[str, tuple[Choice, list[Fact]]],
@@ -235,20 +268,42 @@ def _merge_generic_neoplasms(chosen: dict[str, tuple[Choice, list[Fact]]],
                                   f"there ({generic} not coded separately)")
 
 
+def _merge_behavior_unstated(chosen: dict[str, tuple[Choice, list[Fact]]],
+                             outcomes: list[FactOutcome], codebook: Codebook) -> None:
+    """A neoplasm of unspecified behavior (D49), or of uncertain behavior (D37-D48), at the
+    site of a malignant one the note states ("testicular tumor" ... "seminoma" → C62.90,
+    not D40.10 beside it); D49 also yields to a benign or in situ one."""
+    for generic in [c for c in chosen if "D37" <= c[:3] <= "D49"]:
+        # Unspecified behavior yields to any stated one; uncertain only to malignant.
+        stated = [c for c in chosen if c[0] == "C" or (generic.startswith("D49")
+                                                        and c[0] == "D" and c[:3] <= "D48")]
+        specific = next((c for c in stated if codebook.same_neoplasm_site(generic, c)), None)
+        if specific is None:
+            continue
+        _, facts = chosen.pop(generic)
+        chosen[specific][1].extend(f for f in facts if f not in chosen[specific][1])
+        for outcome in outcomes:
+            if outcome.fact in {f.id for f in facts}:
+                outcome.action = "combined"
+                outcome.reason = (f"{specific}: the neoplasm of this site whose behavior the "
+                                  f"note states ({generic} not coded beside it)")
+
+
 @cache
 def _context_only() -> dict[str, str]:
     return json.loads(CONTEXT_ONLY.read_text(encoding="utf-8"))["terms"]
 
 
 def _skip_reason(fact: Fact, setting: str) -> str | None:
-    if fact.kind == "procedure":
-        return "procedure: CPT/PCS coding is not part of this step"
-    if (fact.normalized or "").lower() in _context_only():
-        return _context_only()[(fact.normalized or "").lower()]
     if fact.assertion == "negated":
         return "negated: not coded"
     if fact.assertion == "hypothetical":
         return "hypothetical (a plan, a risk, a return precaution): not coded"
+    supplementary = skip_reason(fact)  # agents and procedures: supplementary.py decides
+    if supplementary is not None:
+        return supplementary
+    if (fact.normalized or "").lower() in _context_only():
+        return _context_only()[(fact.normalized or "").lower()]
     if fact.assertion == "possible" and setting == "outpatient":
         return ("uncertain diagnosis in an outpatient setting: not coded; the symptoms are "
                 "coded instead (Guidelines IV.H)")
@@ -280,11 +335,13 @@ def _drop_integral_symptoms(chosen: dict[str, tuple[Choice, list[Fact]]],
 
 
 def _sequence(chosen: dict[str, tuple[Choice, list[Fact]]], extraction: Extraction) -> list[str]:
-    def key(code: str) -> tuple[int, int]:
+    def key(code: str) -> tuple[bool, int, int]:
         facts = chosen[code][1]
         ranks = [SECTION_PRIORITY.index(f.section) if f.section in SECTION_PRIORITY
                  else len(SECTION_PRIORITY) for f in facts]
-        return min(ranks), min(f.start for f in facts)
+        # An agent, a status, a drug therapy is an additional code, never first-listed
+        additional = all(f.kind in SUPPLEMENTARY_KINDS for f in facts)
+        return additional, min(ranks), min(f.start for f in facts)
     return sorted(chosen, key=key)
 
 

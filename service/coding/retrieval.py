@@ -50,14 +50,18 @@ class FactRetrieval:
     note: str = ""  # the whole note (a model's prompt holds it once, for all facts)
 
 
-SITE_AFTER = re.compile(r"\s+((?:of|in|on|to)\s+(?:the\s+)?[a-z][a-z \-]{2,80}?)(?=[,.;:\n]|$)",
-                        re.I)
+# Where a site phrase ends though no punctuation does: "of the scaphoid was observed".
+SITE_STOP = (r"was|were|is|are|has|had|have|which|that|who|and|with|without|showing|revealed|"
+             r"compatible|observed|measuring|since|after|for|but|when|while|during|ago")
+SITE_END = re.compile(rf"\s+(?:{SITE_STOP})\b.*$", re.I)
+SITE_AFTER = re.compile(r"\s+((?:of|in|on|to)\s+(?:the\s+)?[a-z][a-z \-]{2,80}?)"
+                        rf"(?=[,.;:\n]|$|\s+(?:{SITE_STOP})\b)", re.I)
 
 SITE_BEFORE = re.compile(r"\b([A-Za-z]+)\s+$")
-# Where a site phrase ends though no punctuation does: "of the scaphoid was observed".
-SITE_END = re.compile(r"\s+(?:was|were|is|are|has|had|have|which|that|who|and|with|without|"
-                      r"showing|revealed|compatible|observed|measuring|since|after|for)\b.*$",
-                      re.I)
+
+BOTH = re.compile(r"\bboth\s+", re.I)
+# "on" names a site only with a determiner or a side ("on the back", "on his left arm").
+NOT_A_SITE = re.compile(r"on\s+(?!(?:the|his|her|their|its|left|right|both)\b)", re.I)
 
 
 @cache
@@ -73,7 +77,11 @@ def documented_site(fact: Fact, text: str) -> tuple[str | None, str | None]:
     after = SITE_AFTER.match(text, fact.end)
     before = SITE_BEFORE.search(text[max(0, fact.start - 40):fact.start])
     noun = _site_adjectives().get(before.group(1).lower()) if before else None
-    return (SITE_END.sub("", after.group(1)) if after else None), noun
+    # "of both kidneys" is a side (the laterality modifier), the site is "kidneys"
+    site = BOTH.sub("", SITE_END.sub("", after.group(1))) if after else None
+    if site and NOT_A_SITE.match(site) and not _site_words().search(site):
+        site = None  # "on hemodialysis", "on admission": a treatment or a time
+    return site, noun
 
 
 @cache
@@ -110,8 +118,11 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
     queries = [("term", term)]
     if fact.assertion == "historical":
         queries.insert(0, ("history", f"history of {term}"))
+    # The side is chosen among the siblings afterwards (choosers._fix_laterality): a query
+    # "hematoma left" would cost an embedding and find what "hematoma" finds.
     words = [PHRASES[m.axis].format(v=m.value) for m in fact.modifiers
-             if m.axis in PHRASES and m.value.lower() not in term.lower()]
+             if m.axis in PHRASES and m.value.lower() not in term.lower()
+             and m.axis != "laterality"]
     # The site written after the fact ("fracture of right distal radius") goes with it.
     after, noun = documented_site(fact, text)
     if after and len(after.split()) <= 6:
@@ -138,17 +149,38 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
         if fact.id not in (rel.source, rel.target):
             continue
         other = by_id[rel.target if rel.source == fact.id else rel.source]
-        if not other.normalized or other.assertion not in ("present", "possible"):
-            continue
         joiner = "due to" if rel.kind == "due_to" and rel.source == fact.id else "with"
+        cause = rel.kind == "due_to" and rel.target == fact.id  # the other fact's query
+        # "treated with metformin", "CKD with a kidney transplant" combine nothing; a
+        # condition due to a procedure may (a postprocedural code).
+        if not other.normalized or other.assertion not in ("present", "possible") \
+                or other.kind == "medication" or (other.kind == "procedure" and joiner == "with"):
+            continue
         label = f"{joiner} {other.id}"
-        if joiner == "with":  # one query for both facts of the pair: "a with b"
+        if cause:  # the consequence's "a due to b" serves both facts: one query, one lookup
+            queries.append((label, f"{other.normalized} due to {term}"))
+        elif joiner == "with":  # one query for both facts of the pair: "a with b"
             first, second = sorted((term, other.normalized))
             queries.append((label, f"{first} with {second}"))
         else:
             queries.append((label, f"{term} due to {other.normalized}"))
         partners[label] = other.id
     return queries, partners
+
+
+WORD_AXES = ("acuity", "severity", "exacerbation")
+
+
+def _with_modifier_words(fact: Fact) -> str | None:
+    """The term with only its acuity / severity words, as fact_queries writes it."""
+    term = fact.normalized or ""
+    words = [PHRASES[m.axis].format(v=m.value) for m in fact.modifiers
+             if m.axis in PHRASES and m.value.lower() not in term.lower()
+             and m.axis != "laterality"]
+    if not words or any(m.axis not in WORD_AXES for m in fact.modifiers
+                        if m.axis in PHRASES and m.axis != "laterality"):
+        return None
+    return f"{term} {' '.join(dict.fromkeys(words))}"
 
 
 def retrieve(index: YearIndex, embedder: Embedder | None, fact: Fact,
@@ -164,8 +196,11 @@ def retrieve_all(index: YearIndex, embedder: Embedder | None, facts: list[Fact],
     localized = index.codebook.localized_terms() - index.codebook.sited_terms()
     see_also = index.codebook.see_also_terms()
     planned = {f.id: fact_queries(f, extraction, text, localized, see_also) for f in facts}
+    # A query adding only severity or acuity words searches the vectors of its term.
+    plain = {q: f.normalized or "" for f in facts for label, q in planned[f.id][0]
+             if label == "term+modifiers" and q == _with_modifier_words(f)}
     hits = lookup_many(index, [q for queries, _ in planned.values() for _, q in queries],
-                       embedder, PER_QUERY)
+                       embedder, PER_QUERY, plain)
     return {f.id: _assemble(index, f, *planned[f.id], hits, extraction, text) for f in facts}
 
 
@@ -296,7 +331,8 @@ def guideline_passages_many(index: YearIndex, embedder: Embedder | None, texts: 
     if embedder is None or not texts:
         return [[] for _ in texts]
     out: list[list[Citation]] = []
-    for hits in index.vectors.query_many("guidelines", embed_cached(embedder, texts), k):
+    vectors = embed_cached(embedder, texts, index.query_vectors(embedder.model_name))
+    for hits in index.vectors.query_many("guidelines", vectors, k):
         cited = []
         for hit in hits:
             if hit.score < min_score:

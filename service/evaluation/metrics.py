@@ -5,6 +5,8 @@ Gold codes that are not billable in the evaluated code year match a prediction u
 CodiEsp's injury codes that lack the 7th character (gold S72.001, predicted S72.001A), and
 codes that were billable when the gold was made but have since been expanded (R51 → R51.9
 in FY2021, R05 → R05.9 and M54.5 → M54.50 in FY2022). `expanded` lists those gold codes.
+Given the gold's code year and the CMS conversion table, a code created since then matches
+the gold code whose meaning it took over (F32.A for a FY2018 F32.9, "depression NOS").
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ class Prediction:
 
 
 EXPANDED: set[str] = set()  # set by the runner from the code year's codebook
+# Gold code → codes created since the gold's code year that took over its meaning (the
+# CMS conversion table: F32.9 → F32.A in FY2022); set by the runner when given.
+REPLACED: dict[str, set[str]] = {}
 
 
 def matches(predicted: str, gold: str) -> bool:
-    if predicted == gold:
+    if predicted == gold or predicted in REPLACED.get(gold, ()):
         return True
     flat = gold.replace(".", "")
     return gold in EXPANDED and predicted.replace(".", "").startswith(flat)

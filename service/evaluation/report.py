@@ -48,6 +48,11 @@ def markdown(r: dict[str, Any], title: str) -> str:
                      f"{row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} |")
     flags = ", ".join(f"{k} {v}" for k, v in r["flags"].items()) or "none"
     lines += ["", f"Flags raised: {flags}.", ""]
+    replaced = r.get("gold_replaced_since") or {}
+    if replaced:
+        lines += ["Gold codes read through the conversion table (a code created since the "
+                  "gold's code year matches the code it replaced): "
+                  + "; ".join(f"{g} → {', '.join(c)}" for g, c in replaced.items()) + ".", ""]
     return "\n".join(lines)
 
 

@@ -28,11 +28,16 @@ def predict(case: EvalCase, result: CodingResult, seconds: float) -> metrics.Pre
 
 def evaluate(cases: Iterable[EvalCase], code: Callable[[EvalCase], CodingResult],
              chapter_of: Callable[[str], str], is_billable: Callable[[str], bool | None],
-             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[int], None] | None = None,
+             replaced: dict[str, set[str]] | None = None) -> dict[str, Any]:
+    """`replaced`: gold code → codes that took over its meaning since the gold's code year
+    (conversion.replaced_since); None when the gold is of the evaluated year."""
     cases = list(cases)
     # Gold codes not billable this year match the codes under them (see metrics.matches).
     metrics.EXPANDED.clear()
     metrics.EXPANDED.update(g for case in cases for g in case.codes if is_billable(g) is False)
+    metrics.REPLACED.clear()
+    metrics.REPLACED.update(replaced or {})
     predictions = []
     chooser = model = year = None
     for n, case in enumerate(cases, start=1):
@@ -54,6 +59,8 @@ def evaluate(cases: Iterable[EvalCase], code: Callable[[EvalCase], CodingResult]
         "calibration": metrics.calibration(predictions),
         "flags": metrics.flag_counts(predictions),
         "gold_not_billable_this_year": sorted(metrics.EXPANDED),
+        "gold_replaced_since": {g: sorted(metrics.REPLACED[g]) for g in sorted(
+            {g for p in predictions for g in p.gold if g in metrics.REPLACED})},
         "seconds_per_note": {"mean": round(statistics.mean(seconds), 3),
                              "p50": round(statistics.median(seconds), 3),
                              "max": round(max(seconds), 3)} if seconds else {},

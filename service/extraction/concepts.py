@@ -14,7 +14,7 @@ from pathlib import Path
 
 from medspacy.ner import TargetRule
 
-KINDS = ("condition", "symptom", "injury", "finding", "procedure")
+KINDS = ("condition", "symptom", "injury", "finding", "procedure", "organism", "medication")
 ABBREVIATION_LABEL = "ABBREVIATION"
 
 

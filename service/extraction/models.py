@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Assertion = Literal["present", "negated", "possible", "hypothetical", "historical", "family"]
-FactKind = Literal["condition", "symptom", "injury", "finding", "procedure"]
+FactKind = Literal["condition", "symptom", "injury", "finding", "procedure", "organism",
+                   "medication"]
 Setting = Literal["inpatient", "outpatient"]
 Sex = Literal["female", "male", "other", "unknown"]
 
@@ -95,6 +96,11 @@ class Pregnancy(BaseModel):
     evidence: list[Evidence]
 
 
+class Measurement(BaseModel):
+    value: float
+    evidence: Evidence
+
+
 class NoteInfo(BaseModel):
     sha256: str
     chars: int
@@ -112,4 +118,5 @@ class Extraction(BaseModel):
     relations: list[Relation]
     abbreviations: list[AbbreviationUse]
     pregnancy: Pregnancy | None
+    bmi: Measurement | None = Field(None, description="Body mass index the note states")
     extractor: str = Field(description="Pipeline and rules version")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.extraction.models import Evidence, Modifier, Pregnancy
+from service.extraction.models import Evidence, Measurement, Modifier, Pregnancy
 
 CLAUSE_BREAK = re.compile(r"[,;:()\n]|\.(?=\s)|\band\b|\bor\b")
 WINDOW = 60
@@ -62,6 +62,7 @@ class ModifierRules:
         self.axes = [self._axis(a) for a in data["axes"]]
         preg = data["pregnancy"]
         self.weeks = re.compile(preg["weeks"], re.I)
+        self.body_mass_index = re.compile(data["body_mass_index"], re.I)
         self.weeks_prefix = re.compile(preg["weeks_prefix"], re.I)
         self.trimesters = {k: re.compile(v, re.I) for k, v in preg["trimester"].items()}
         self.pregnant = re.compile(preg["pregnant"], re.I)
@@ -132,6 +133,13 @@ class ModifierRules:
         after_hi = brk.start() if brk else hi
         return {"before": (before_lo, w.start), "after": (w.end, after_hi),
                 "inside": (w.start, w.end), "sentence": (w.sent_start, w.sent_end)}
+
+    def bmi(self, text: str) -> Measurement | None:
+        """The body mass index the note states ("BMI 36.2", "body mass index of 27")."""
+        m = self.body_mass_index.search(text)
+        if m is None:
+            return None
+        return Measurement(value=float(m.group(1).replace(",", ".")), evidence=_evidence(m))
 
     def pregnancy(self, text: str) -> Pregnancy | None:
         evidence: list[Evidence] = []

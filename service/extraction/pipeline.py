@@ -155,7 +155,7 @@ class Extractor:
             sections=sections, facts=facts,
             relations=find_relations(text, placed, self.modifier_rules.relations),
             abbreviations=_in_text_order(abbreviations, facts), pregnancy=pregnancy,
-            extractor=self.version)
+            bmi=self.modifier_rules.bmi(text), extractor=self.version)
 
     def _fact(self, doc: Doc, text: str, ent: Span, fact_id: str, target: _Target,
               window: FactWindow, section: Section | None, pregnancy: Pregnancy | None

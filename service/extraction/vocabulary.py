@@ -57,6 +57,8 @@ def index_vocabulary(codebook: Path, stopwords: set[str]) -> list[Concept]:
         term = TRAILING.sub("", PAREN.sub("", text)).strip().lower()
         if not term or COMPLEX.search(term) or len(term.split()) > MAX_WORDS:
             continue
+        if source == "inclusion" and code[0] == "S" and " " not in term:
+            continue  # a bone or organ an injury code lists ("Trachea", "Atlas"): a site
         if source != "index" and " " not in term:
             whole_titles.add(term)
         candidates.setdefault(term, (_kind(code), term))

@@ -257,15 +257,10 @@ def _merge_generic_neoplasms(chosen: dict[str, tuple[Choice, list[Fact]]],
                          and (c[0] == "C" or c[:3] <= "D49")), None)
         if specific is None and generic in BEHAVIOR_UNSTATED and "C80.1" in chosen:
             specific = "C80.1"
-        if specific is None:
-            continue
-        _, facts = chosen.pop(generic)
-        chosen[specific][1].extend(f for f in facts if f not in chosen[specific][1])
-        for outcome in outcomes:
-            if outcome.fact in {f.id for f in facts}:
-                outcome.action = "combined"
-                outcome.reason = (f"{specific}: a site-less mention of the neoplasm coded "
-                                  f"there ({generic} not coded separately)")
+        if specific is not None:
+            _fold_into(chosen, outcomes, generic, specific,
+                       f"a site-less mention of the neoplasm coded there ({generic} not coded "
+                       "separately)")
 
 
 def _merge_behavior_unstated(chosen: dict[str, tuple[Choice, list[Fact]]],
@@ -278,15 +273,21 @@ def _merge_behavior_unstated(chosen: dict[str, tuple[Choice, list[Fact]]],
         stated = [c for c in chosen if c[0] == "C" or (generic.startswith("D49")
                                                         and c[0] == "D" and c[:3] <= "D48")]
         specific = next((c for c in stated if codebook.same_neoplasm_site(generic, c)), None)
-        if specific is None:
-            continue
-        _, facts = chosen.pop(generic)
-        chosen[specific][1].extend(f for f in facts if f not in chosen[specific][1])
-        for outcome in outcomes:
-            if outcome.fact in {f.id for f in facts}:
-                outcome.action = "combined"
-                outcome.reason = (f"{specific}: the neoplasm of this site whose behavior the "
-                                  f"note states ({generic} not coded beside it)")
+        if specific is not None:
+            _fold_into(chosen, outcomes, generic, specific,
+                       f"the neoplasm of this site whose behavior the note states ({generic} "
+                       "not coded beside it)")
+
+
+def _fold_into(chosen: dict[str, tuple[Choice, list[Fact]]], outcomes: list[FactOutcome],
+               old: str, new: str, why: str) -> None:
+    """Drop code `old`; its facts become evidence of `new`, and their outcomes say why."""
+    _, facts = chosen.pop(old)
+    chosen[new][1].extend(f for f in facts if f not in chosen[new][1])
+    for outcome in outcomes:
+        if outcome.fact in {f.id for f in facts}:
+            outcome.action = "combined"
+            outcome.reason = f"{new}: {why}"
 
 
 @cache

@@ -96,7 +96,7 @@ def skip_reason(fact: Fact) -> str | None:
 def add_supplementary(chosen: dict[str, tuple[Choice, list[Fact]]],
                       outcomes: list[FactOutcome], facts: list[Fact],
                       codebook: Codebook, text: str = "") -> None:
-    """Code the agents and statuses the note supports (see module doc); each fact's
+    """Code the agents, statuses and drug therapies the note supports (module doc); each fact's
     outcome says which code asked, or why nothing was coded."""
     in_combination = {p for choice, _ in chosen.values() for p in choice.combined_with}
     by_fact = {o.fact: o for o in outcomes}

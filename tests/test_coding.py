@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.embeddings import Embedder
 from medcode.settings import get_settings
 from service.codebook import CodeRow
 from service.coding.choosers import RulesChooser, _default_child
@@ -20,16 +21,21 @@ NOTES = Path(__file__).parent / "notes"
 
 
 @pytest.fixture(scope="module")
-def coder(full_index_dir: Path):  # type: ignore[no-untyped-def]
+def parts(full_index_dir: Path) -> tuple[YearIndex, Extractor, Embedder]:
     settings = get_settings()
     registry = IndexRegistry(full_index_dir, settings.embedding_backend,
                              settings.embedding_model_path, settings.cache_dir)
-    index: YearIndex = registry.get("2025")
-    extractor = Extractor(vocabulary=full_index_dir / "2025" / "codebook.sqlite")
+    return (registry.get("2025"), Extractor(vocabulary=full_index_dir / "2025" / "codebook.sqlite"),
+            registry.embedder)
+
+
+@pytest.fixture(scope="module")
+def coder(parts: tuple[YearIndex, Extractor, Embedder]):  # type: ignore[no-untyped-def]
+    index, extractor, embedder = parts
 
     def run(text: str, setting: str | None = "outpatient") -> CodingResult:
-        return code_note(make_note(text, setting=setting), extractor, index,
-                         registry.embedder, RulesChooser())
+        return code_note(make_note(text, setting=setting), extractor, index, embedder,
+                         RulesChooser())
     return run
 
 
@@ -352,6 +358,33 @@ def test_neoplasm_of_stated_behavior_at_the_site_absorbs_the_unstated(coder) -> 
     r = coder("Physical examination revealed a testicular tumor. Pathology: seminoma of the "
               "right testis.", "inpatient")
     assert [c for c in codes(r) if c[0] in "CD"] == ["C62.91"]
+
+
+class RecordingEmbedder:
+    """The real embedder, noting which texts reach it."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.texts = inner, []
+
+    def embed(self, texts, **kw):  # type: ignore[no-untyped-def]
+        self.texts.extend(texts)
+        return self.inner.embed(texts, **kw)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def test_trimester_words_search_the_terms_vectors(parts) -> None:  # type: ignore[no-untyped-def]
+    index, extractor, embedder = parts
+    spy = RecordingEmbedder(embedder)
+    text = "Pregnant woman at 23 weeks of gestation with fever and dyspepsia."
+    r = code_note(make_note(text, setting="outpatient"), extractor, index, spy, RulesChooser())
+    queries = {q for f in r.facts for q in f.queries}
+    assert {"fever second trimester", "dyspepsia second trimester"} <= queries
+    # The trimester counts in the lexical match; its vectors are those of "fever", saved at
+    # build, not a new embedding per pregnancy note.
+    assert not [t for t in spy.texts if "trimester" in t]
+    assert "R50.9" in codes(r)
 
 
 def test_default_child_is_the_uncomplicated_one() -> None:

@@ -168,11 +168,13 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
     return queries, partners
 
 
-WORD_AXES = ("acuity", "severity", "exacerbation")
+WORD_AXES = ("acuity", "severity", "exacerbation", "trimester")
 
 
 def _with_modifier_words(fact: Fact) -> str | None:
-    """The term with only its acuity / severity words, as fact_queries writes it."""
+    """The term with only acuity / severity / trimester words, as fact_queries writes it.
+    The trimester is a note-level cue on every fact of a pregnancy note: a vector of its
+    own for "fever second trimester" would cost an embedding per fact."""
     term = fact.normalized or ""
     words = [PHRASES[m.axis].format(v=m.value) for m in fact.modifiers
              if m.axis in PHRASES and m.value.lower() not in term.lower()
@@ -196,7 +198,7 @@ def retrieve_all(index: YearIndex, embedder: Embedder | None, facts: list[Fact],
     localized = index.codebook.localized_terms() - index.codebook.sited_terms()
     see_also = index.codebook.see_also_terms()
     planned = {f.id: fact_queries(f, extraction, text, localized, see_also) for f in facts}
-    # A query adding only severity or acuity words searches the vectors of its term.
+    # A query adding only severity, acuity or trimester words searches its term's vectors.
     plain = {q: f.normalized or "" for f in facts for label, q in planned[f.id][0]
              if label == "term+modifiers" and q == _with_modifier_words(f)}
     hits = lookup_many(index, [q for queries, _ in planned.values() for _, q in queries],

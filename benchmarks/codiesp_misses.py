@@ -29,6 +29,7 @@ from service.coding.retrieval import retrieve_all  # noqa: E402
 from service.evaluation import metrics  # noqa: E402
 from service.evaluation.conversion import load_conversion_table, replaced_since  # noqa: E402
 from service.evaluation.datasets import load_codiesp  # noqa: E402
+from service.evaluation.runner import gold_billable  # noqa: E402
 from service.extraction.note_input import make_note  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     chooser = make_chooser(settings, "rules")
     cases = load_codiesp(args.codiesp, args.split, setting="inpatient")[:args.limit]
     metrics.EXPANDED.update(g for c in cases for g in c.codes
-                            if (row := index.codebook.get(g)) is not None and not row.billable)
+                            if gold_billable(index.codebook, g) is False)
     table = args.codiesp.parent.parent / "sources" / "icd10cm" / "2025" / CONVERSION
     if table.is_file():  # CodiEsp was coded with the 2018 code set (docs/coding.md)
         metrics.REPLACED.update(replaced_since(load_conversion_table(table), 2018))
@@ -62,9 +63,9 @@ def main() -> None:
         for gold in case.codes:
             if any(metrics.matches(c, gold) for c in coded):
                 outcome["coded"] += 1
-            elif any(metrics.matches(c, gold) for c in reached):
+            elif any(metrics.candidate_matches(c, gold) for c in reached):
                 outcome["reached, another code chosen"] += 1
-            elif any(metrics.matches(c, gold) for c in negated):
+            elif any(metrics.candidate_matches(c, gold) for c in negated):
                 outcome["only a negated or hypothetical mention reaches it"] += 1
             else:
                 outcome["never reached (no extracted fact leads to it)"] += 1

@@ -347,7 +347,7 @@ def eval_cmd(
     from service.coding.factory import make_chooser
     from service.evaluation.datasets import DatasetError, load_codiesp, load_jsonl
     from service.evaluation.report import write_report
-    from service.evaluation.runner import evaluate
+    from service.evaluation.runner import evaluate, gold_billable
     from service.extraction.note_input import NoteInputError, make_note
 
     if (jsonl is None) == (codiesp is None):
@@ -396,8 +396,7 @@ def eval_cmd(
         return f"{row.chapter}. {chapter.title}" if row and chapter else "?"
 
     def billable(code: str) -> bool | None:
-        row = index.codebook.get(code)
-        return row.billable if row else None
+        return gold_billable(index.codebook, code)
 
     progress = TerminalProgress()
     with progress.task(f"coding {len(cases)} notes", len(cases)) as advance:

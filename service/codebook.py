@@ -129,6 +129,14 @@ class Codebook:
                 out[row[0]] = CodeRow(*row[:7], bool(row[7]), bool(row[8]), row[9], row[10])
         return out
 
+    def truncated_seventh(self, code: str) -> bool:
+        """Is `code` a code written without its 7th character, its placeholders kept
+        ("S62.92X", "W19.XXX": CodiEsp's gold), so not a code of its own?"""
+        if not code.endswith("X") or self.get(code) is not None:
+            return False
+        return self.db.execute("SELECT 1 FROM codes WHERE code LIKE ? AND length(code) = ? "
+                               "LIMIT 1", (f"{code}_", len(code) + 1)).fetchone() is not None
+
     def lineage(self, code: str) -> list[CodeRow]:
         """The code and its ancestors, from the chapter down to the code itself."""
         chain: list[CodeRow] = []

@@ -127,6 +127,8 @@ def test_medcode_eval_end_to_end(tmp_path: Path, full_index_dir: Path) -> None:
         {"id": "3", "text": "L knee pain.", "codes": ["M25.562"]},
         # Gold given under FY2018 codes: "depression" was F32.9 then, F32.A since FY2022.
         {"id": "4", "text": "Assessment: depression.", "codes": ["F32.9"]},
+        # CodiEsp writes injuries without their 7th character, keeping the placeholder.
+        {"id": "5", "text": "Contusion of the left knee.", "codes": ["S80.02X"]},
     ]
     data = tmp_path / "gold.jsonl"
     data.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
@@ -141,7 +143,8 @@ def test_medcode_eval_end_to_end(tmp_path: Path, full_index_dir: Path) -> None:
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["cases"] == 4 and report["chooser"] == "rules"
+    assert report["cases"] == 5 and report["chooser"] == "rules"
+    assert report["gold_not_billable_this_year"] == ["S80.02X"]
     assert report["gold_replaced_since"] == {"F32.9": ["F32.A"]}
     assert report["code"]["micro"]["f1"] == 1.0
     assert report["retrieval_recall"]["code"]["@20"] == 1.0

@@ -111,3 +111,11 @@ def test_a_query_may_search_the_vectors_of_another_text(registry: IndexRegistry)
             assert hit.semantic == pytest.approx(term[hit.code], abs=1e-6)
     assert [h.lexical for h in mapped if h.code == "A41.9"] == \
         [h.lexical for h in own if h.code == "A41.9"]
+
+
+def test_a_code_written_without_its_seventh_character(registry: IndexRegistry) -> None:
+    codebook = registry.get("2025").codebook
+    assert codebook.truncated_seventh("S80.02X")  # S80.02XA, S80.02XD, S80.02XS
+    assert codebook.truncated_seventh("W19.XXX")
+    assert not codebook.truncated_seventh("S80.02")  # a code of its own
+    assert not codebook.truncated_seventh("E11.9X")  # nothing under it

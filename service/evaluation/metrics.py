@@ -40,6 +40,13 @@ def matches(predicted: str, gold: str) -> bool:
     return gold in EXPANDED and predicted.replace(".", "").startswith(flat)
 
 
+def candidate_matches(candidate: str, gold: str) -> bool:
+    """matches(), and a candidate the chooser completes with a 7th character (S80.02)
+    answers the gold written without it (S80.02X)."""
+    return matches(candidate, gold) or (
+        gold in EXPANDED and gold.replace(".", "").rstrip("X") == candidate.replace(".", ""))
+
+
 def category(code: str) -> str:
     return code[:3]
 
@@ -124,7 +131,7 @@ def recall_at_k(predictions: list[Prediction], ks: tuple[int, ...] = (1, 5, 10, 
         for p in predictions:
             top = {c for ranked in p.candidates for c in ranked[:k]}
             cats = {category(c) for c in top}
-            hit_code += sum(any(matches(c, g) for c in top) for g in p.gold)
+            hit_code += sum(any(candidate_matches(c, g) for c in top) for g in p.gold)
             hit_cat += sum(category(g) in cats for g in p.gold)
         out["code"][f"@{k}"] = round(hit_code / total, 4)
         out["category"][f"@{k}"] = round(hit_cat / total, 4)

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from service.codebook import Codebook
 from service.coding.models import CodingResult
 from service.evaluation import metrics
 from service.evaluation.datasets import EvalCase
@@ -24,6 +25,15 @@ def predict(case: EvalCase, result: CodingResult, seconds: float) -> metrics.Pre
                               raw=[c.match_score for c in result.codes],
                               signals=[c.confidence_signals for c in result.codes],
                               candidates=ranked, flags=flags, seconds=seconds)
+
+
+def gold_billable(codebook: Codebook, code: str) -> bool | None:
+    """Is a gold code billable in the evaluated year (None: not a code of that year)? A code
+    written without its 7th character ("S62.92X") is not: it matches the codes under it."""
+    row = codebook.get(code)
+    if row is None:
+        return False if codebook.truncated_seventh(code) else None
+    return row.billable
 
 
 def evaluate(cases: Iterable[EvalCase], code: Callable[[EvalCase], CodingResult],

@@ -92,8 +92,8 @@ class Codebook:
         self._sited: frozenset[str] | None = None
         self._see_also: dict[str, str] | None = None
         self._neoplasm_sites: list[tuple[str, ...]] | None = None
-        self._paths: dict[str, str | None] = {}  # index_code answers
-        self._children_of: dict[str, list[tuple[str, str]]] = {}
+        self._paths: dict[tuple[str, str], str | None] = {}  # index_code answers
+        self._children_of: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
     @property
@@ -256,24 +256,25 @@ class Codebook:
                 self._see_also = {_first_word(a): _first_word(b) for a, b in rows}
             return self._see_also
 
-    def index_code(self, path: str) -> str | None:
+    def index_code(self, path: str, source: str = "index") -> str | None:
         """The code the Alphabetic Index prints at a path ("Infection, infected, infective >
-        bacterial NOS > ... > Streptococcus"), or None when the year has no such path."""
-        if path not in self._paths:  # no index on path: a scan, so each path is read once
-            row = self.db.execute("SELECT code_ref FROM index_terms WHERE source = 'index' "
+        bacterial NOS > ... > Streptococcus"), or None when the year has no such path.
+        `source` "eindex": the External Cause Index."""
+        if (source, path) not in self._paths:  # no index on path: a scan, each read once
+            row = self.db.execute("SELECT code_ref FROM index_terms WHERE source = ? "
                                   "AND path = ? AND code_ref IS NOT NULL LIMIT 1",
-                                  (path,)).fetchone()
-            self._paths[path] = row[0] if row else None
-        return self._paths[path]
+                                  (source, path)).fetchone()
+            self._paths[(source, path)] = row[0] if row else None
+        return self._paths[(source, path)]
 
-    def index_children(self, path: str) -> list[tuple[str, str]]:
+    def index_children(self, path: str, source: str = "index") -> list[tuple[str, str]]:
         """(title, code) of the sub-terms printed under an Index path."""
-        if path not in self._children_of:
-            self._children_of[path] = self.db.execute(
+        if (source, path) not in self._children_of:
+            self._children_of[(source, path)] = self.db.execute(
                 "SELECT c.title, c.code_ref FROM index_terms p JOIN index_terms c ON "
-                "c.parent_id = p.id WHERE p.source = 'index' AND p.path = ? AND "
-                "c.code_ref IS NOT NULL ORDER BY c.id", (path,)).fetchall()
-        return self._children_of[path]
+                "c.parent_id = p.id WHERE p.source = ? AND p.path = ? AND "
+                "c.code_ref IS NOT NULL ORDER BY c.id", (source, path)).fetchall()
+        return self._children_of[(source, path)]
 
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column

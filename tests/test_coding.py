@@ -400,3 +400,17 @@ def test_default_child_is_the_uncomplicated_one() -> None:
     assert _default_child(e11).code == "E11.9"
     r52 = [row("R10.9", "Unspecified abdominal pain"), row("R10.0", "Acute abdomen")]
     assert _default_child(r52).code == "R10.9"
+
+
+def test_external_cause_beside_the_injury_it_explains(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("She fell down the stairs yesterday and has a contusion of the left knee.")
+    assert codes(r) == ["S80.02XA", "W10.9XXA"]  # never first-listed; the injury's 7th
+    cause = next(f for f in r.facts if f.text == "fell")
+    assert "Fall, falling > from, off, out of > stairs, steps" in cause.reason
+    assert codes(coder("Fall from a ladder. Contusion of the right hip."))[-1] == "W11.XXXA"
+    assert codes(coder("Slipped and fell at home: contusion of the right hip."))[-1] == "W01.0XXA"
+    assert "V89.2XXA" in codes(coder("Injured in a traffic accident: contusion of the left knee."))
+    # Another sense of the word, a denied fall: no cause; a past fall: its history code.
+    assert codes(coder("Hemoglobin fell to 7 g/dL. Contusion of the left knee.")) == ["S80.02XA"]
+    assert codes(coder("History of falls. Osteoporosis.")) == ["M81.0", "Z91.81"]
+    assert codes(coder("Denies falls. Contusion of the left knee.")) == ["S80.02XA"]

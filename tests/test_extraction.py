@@ -366,6 +366,16 @@ def test_agents_medications_and_measurements(extractor: Extractor) -> None:
     assert extractor.extract(make_note("BMI in the 90th percentile.")).bmi is None
 
 
+def test_external_causes(extractor: Extractor) -> None:
+    r = extractor.extract(make_note("She fell down the stairs. Injured in a car accident last "
+                                    "year. History of falls. Denies assault."))
+    kinds = {f.text: (f.kind, f.normalized, f.assertion) for f in r.facts}
+    assert kinds["fell"] == ("external_cause", "fall", "present")
+    assert kinds["car accident"][:2] == ("external_cause", "motor vehicle accident")
+    assert kinds["falls"] == ("external_cause", "fall", "historical")
+    assert kinds["assault"] == ("external_cause", "assault", "negated")
+
+
 def test_offsets_are_code_points_in_the_text_as_received(extractor: Extractor) -> None:
     text = "Résumé:\r\nPt w/ DM2 — HbA1c ≥ 9 %.\r\nDenies chest pain 🙂. L knee pain.\r\n"
     r = extractor.extract(make_note(text))

@@ -19,6 +19,7 @@ from ingest.embeddings import Embedder
 from service.codebook import Codebook
 from service.coding.calibration import calibrate, features
 from service.coding.choosers import Choice, Chooser, bilateral_pair
+from service.coding.external_cause import CAUSE_NOT_CODED, add_external_causes, is_cause
 from service.coding.models import CodedDiagnosis, CodingResult, FactOutcome, Flag
 from service.coding.queries import draft
 from service.coding.retrieval import guideline_passages_many, retrieve_all
@@ -42,7 +43,7 @@ CONTEXT_ONLY = Path(__file__).parent.parent / "rules" / "context_only_terms.json
 SECTION_PRIORITY = ["diagnoses", "assessment", "assessment_and_plan", "chief_complaint",
                     "history_of_present_illness", "hospital_course"]
 UNSPECIFIED_TITLE = re.compile(r"\bunspecified\b", re.I)
-SUPPLEMENTARY_KINDS = ("organism", "medication", "procedure")
+SUPPLEMENTARY_KINDS = ("organism", "medication", "procedure", "external_cause")
 NOTE_KINDS = {"excludes1", "excludes2", "code_first", "use_additional_code", "code_also"}
 
 
@@ -126,6 +127,8 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
     add_supplementary(chosen, outcomes, [f for f in facts if skips[f.id] is not None and
                                          skips[f.id] == skip_reason(f)], index.codebook,
                       note.text)
+    add_external_causes(chosen, outcomes, [f for f in facts if skips[f.id] == CAUSE_NOT_CODED],
+                        index.codebook, note.text)
     _merge_unspecified_duplicates(chosen, outcomes, index.codebook)
     _merge_generic_neoplasms(chosen, outcomes)
     _merge_behavior_unstated(chosen, outcomes, index.codebook)
@@ -300,6 +303,8 @@ def _skip_reason(fact: Fact, setting: str) -> str | None:
         return "negated: not coded"
     if fact.assertion == "hypothetical":
         return "hypothetical (a plan, a risk, a return precaution): not coded"
+    if is_cause(fact):  # external_cause.py decides, once the injuries are chosen
+        return CAUSE_NOT_CODED
     supplementary = skip_reason(fact)  # agents and procedures: supplementary.py decides
     if supplementary is not None:
         return supplementary

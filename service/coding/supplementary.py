@@ -115,7 +115,7 @@ def add_supplementary(chosen: dict[str, tuple[Choice, list[Fact]]],
             outcome.reason += f" (the Index has no '{rule.path}' this year)"
             continue
         code = descend(codebook, code, fact)[0]  # Z90.1- by the documented side
-        sentence = _sentence(text, fact)
+        sentence = sentence_of(text, fact)
         ongoing, brief = _cues()
         if fact.kind == "medication" and brief.search(sentence):
             outcome.reason = f"{DRUG_NOT_CODED} (a brief course: '{brief.search(sentence)[0]}')"
@@ -158,7 +158,8 @@ def _asks_for(codebook: Codebook, code: str, wanted: str) -> bool:
                for note in notes_up_tree(codebook, code))
 
 
-def _sentence(text: str, fact: Fact) -> str:
+def sentence_of(text: str, fact: Fact) -> str:
+    """The sentence (or clause up to ';') the fact is in."""
     start = max(text.rfind(c, 0, fact.start) for c in ".;\n") + 1
     ends = [i for i in (text.find(c, fact.end) for c in ".;\n") if i >= 0]
     return text[start:min(ends) if ends else len(text)]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from medspacy.ner import TargetRule
 
-KINDS = ("condition", "symptom", "injury", "finding", "procedure", "organism", "medication")
+KINDS = ("condition", "symptom", "injury", "finding", "procedure", "organism", "medication",
+         "external_cause")
 ABBREVIATION_LABEL = "ABBREVIATION"
 
 

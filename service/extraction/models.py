@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 Assertion = Literal["present", "negated", "possible", "hypothetical", "historical", "family"]
 FactKind = Literal["condition", "symptom", "injury", "finding", "procedure", "organism",
-                   "medication"]
+                   "medication", "external_cause"]
 Setting = Literal["inpatient", "outpatient"]
 Sex = Literal["female", "male", "other", "unknown"]
 

@@ -124,6 +124,9 @@ def test_chronic_condition_documented_as_history_is_current(coder) -> None:  # t
 
 
 def test_documented_site_decides_and_defaults_claim_nothing_undocumented(coder) -> None:  # type: ignore[no-untyped-def]
+    # The side is no query word (no Index path names one); "distal" is the Tabular's
+    # "lower end": not T14.8 (injury of unspecified body region).
+    assert codes(coder("Fracture of the right distal radius.")) == ["S52.501A"]
     # The site written after the fact makes the modifiers query's answer win over R52.
     assert codes(coder("Pain in the left knee.", "inpatient")) == ["M25.562"]
     # The Index words the site as a noun: "renal fossa" → Pain > kidney → N23.
@@ -410,6 +413,8 @@ def test_external_cause_beside_the_injury_it_explains(coder) -> None:  # type: i
     assert codes(coder("Fall from a ladder. Contusion of the right hip."))[-1] == "W11.XXXA"
     assert codes(coder("Slipped and fell at home: contusion of the right hip."))[-1] == "W01.0XXA"
     assert "V89.2XXA" in codes(coder("Injured in a traffic accident: contusion of the left knee."))
+    assert "V29.99XA" in codes(coder("Traffic accident as a motorcyclist: contusion of the left "
+                                     "knee."))
     # Another sense of the word, a denied fall: no cause; a past fall: its history code.
     assert codes(coder("Hemoglobin fell to 7 g/dL. Contusion of the left knee.")) == ["S80.02XA"]
     assert codes(coder("History of falls. Osteoporosis.")) == ["M81.0", "Z91.81"]

@@ -289,9 +289,14 @@ def _adds_undocumented(candidate: Candidate, retrieval: FactRetrieval) -> bool:
     return any(w[:5] not in stems for w in words)
 
 
+# The Tabular says "lower end of radius" where a note says "distal radius".
+SAME_POSITION = {"dista": "lower", "proxi": "upper"}
+
+
 def _documented_stems(retrieval: FactRetrieval) -> set[str]:
     said = " ".join(q for _, q in retrieval.queries) + " " + retrieval.excerpt
-    return {w[:5] for w in re.findall(r"[a-z]+", said.lower())}
+    stems = {w[:5] for w in re.findall(r"[a-z]+", said.lower())}
+    return stems | {SAME_POSITION[s] for s in stems if s in SAME_POSITION}
 
 
 def _path_adds_undocumented(candidate: Candidate, retrieval: FactRetrieval,

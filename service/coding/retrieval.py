@@ -60,6 +60,7 @@ SITE_AFTER = re.compile(r"\s+((?:of|in|on|to)\s+(?:the\s+)?[a-z][a-z \-]{2,80}?)
 SITE_BEFORE = re.compile(r"\b([A-Za-z]+)\s+$")
 
 BOTH = re.compile(r"\bboth\s+", re.I)
+SIDE_WORD = re.compile(r"\b(?:right|left|bilateral)\s+", re.I)
 # "on" names a site only with a determiner or a side ("on the back", "on his left arm").
 NOT_A_SITE = re.compile(r"on\s+(?!(?:the|his|her|their|its|left|right|both)\b)", re.I)
 
@@ -123,11 +124,12 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
     words = [PHRASES[m.axis].format(v=m.value) for m in fact.modifiers
              if m.axis in PHRASES and m.value.lower() not in term.lower()
              and m.axis != "laterality"]
-    # The site written after the fact ("fracture of right distal radius") goes with it.
+    # The site written after the fact ("fracture of right distal radius") goes with it,
+    # without its side: no Index path names one ("Fracture > radius > distal end").
     after, noun = documented_site(fact, text)
     if after and len(after.split()) <= 6:
         words = [w for w in words if w.lower() not in after.lower().split()]
-        words.insert(0, after)
+        words.insert(0, SIDE_WORD.sub("", after))
     elif noun and noun not in term.lower():  # "testicular tumor" → tumor of testis
         words.insert(0, f"of {noun}")
     if words:

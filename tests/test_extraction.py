@@ -366,6 +366,13 @@ def test_agents_medications_and_measurements(extractor: Extractor) -> None:
     assert extractor.extract(make_note("BMI in the 90th percentile.")).bmi is None
 
 
+def test_neither_nor_negates(extractor: Extractor) -> None:
+    r = extractor.extract(make_note("Neither fever nor cough. No rash nor dyspnea. Nausea."))
+    assertions = {f.text: f.assertion for f in r.facts}
+    assert assertions == {"fever": "negated", "cough": "negated", "rash": "negated",
+                          "dyspnea": "negated", "Nausea": "present"}
+
+
 def test_external_causes(extractor: Extractor) -> None:
     r = extractor.extract(make_note("She fell down the stairs. Injured in a car accident last "
                                     "year. History of falls. Denies assault."))

@@ -318,9 +318,13 @@ def test_status_after_a_past_procedure_or_where_asked(coder) -> None:  # type: i
     assert codes(coder("Left mastectomy in 2005.", "inpatient")) == ["Z90.12"]
     # A procedure of this stay leaves no status yet.
     assert codes(coder("A total hysterectomy was performed.", "inpatient")) == []
-    # Dialysis status only where a coded condition asks for it (N18.6 does; N17.9 not).
+    # Dialysis status where a coded condition asks for it (N18.6 does; N17.9 not), or where
+    # the note documents continuing dialysis; a session of this stay is no dependence.
     assert codes(coder("ESRD on hemodialysis.", "inpatient")) == ["N18.6", "Z99.2"]
     assert codes(coder("Acute kidney injury requiring hemodialysis.", "inpatient")) == ["N17.9"]
+    assert codes(coder("AKI; hemodialysis was started.", "inpatient")) == ["N17.9"]
+    assert codes(coder("Chronic renal failure on hemodialysis since 2005.", "inpatient")) == [
+        "N18.9", "Z99.2"]
     # N18 asks for the kidney transplant status.
     r = coder("Kidney transplant recipient with chronic kidney disease stage 3b.", "inpatient")
     assert codes(r) == ["N18.32", "Z94.0"]

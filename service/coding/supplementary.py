@@ -117,8 +117,9 @@ def add_supplementary(chosen: dict[str, tuple[Choice, list[Fact]]],
         code = descend(codebook, code, fact)[0]  # Z90.1- by the documented side
         sentence = sentence_of(text, fact)
         ongoing, brief = _cues()
-        if fact.kind == "medication" and brief.search(sentence):
-            outcome.reason = f"{DRUG_NOT_CODED} (a brief course: '{brief.search(sentence)[0]}')"
+        if (fact.kind == "medication" or rule.when == "ongoing") and brief.search(sentence):
+            why_not = DRUG_NOT_CODED if fact.kind == "medication" else STATUS_NOT_CODED
+            outcome.reason = f"{why_not} (a brief course: '{brief.search(sentence)[0]}')"
             continue
         past = fact.assertion == "historical" or bool(PAST_PARTICIPLE.search(fact.text)) \
             or bool(PAST_TIME.search(sentence))
@@ -132,7 +133,8 @@ def add_supplementary(chosen: dict[str, tuple[Choice, list[Fact]]],
         elif rule.when == "history" and past:
             why = f"status after a past {fact.normalized}"
         elif rule.when == "ongoing" and continuing:
-            why = f"documented as continuing {fact.normalized} therapy"
+            why = f"documented as continuing {fact.normalized}" + (
+                " therapy" if fact.kind == "medication" else "")
         else:
             continue
         row = codebook.get(code)

@@ -121,6 +121,10 @@ def test_chronic_condition_documented_as_history_is_current(coder) -> None:  # t
     assert "documented as history, coded as current" in dm.reason
     # Pneumonia resolves: its history is a Z code, not J18.9.
     assert "J18.9" not in codes(r)
+    # A history of a malignancy only for a neoplasm: "History > personal > malignant
+    # neoplasm > accessory sinuses" is no history of sinusitis.
+    assert codes(coder("History of sinusitis.", "inpatient")) == []
+    assert codes(coder("History of breast cancer.", "inpatient")) == ["Z85.3"]
 
 
 def test_documented_site_decides_and_defaults_claim_nothing_undocumented(coder) -> None:  # type: ignore[no-untyped-def]

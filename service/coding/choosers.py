@@ -83,6 +83,11 @@ class RulesChooser:
             return _family_history(retrieval, codebook)
         if (fact.normalized or "") in codebook.sited_terms():
             primary = _sited(retrieval, labels)
+        elif labels[0] == "history" and not NEOPLASM_TERM.search(fact.normalized or ""):
+            # "History > personal > malignant neoplasm > accessory sinuses" is no history of
+            # sinusitis.
+            primary = _top([c for c in retrieval.candidates
+                            if not NEOPLASM_TERM.search(c.matched)], labels[0], fact)
         else:
             primary = _top(retrieval.candidates, labels[0], fact)
         if primary is None:

@@ -131,6 +131,11 @@ def test_documented_site_decides_and_defaults_claim_nothing_undocumented(coder) 
     # The side is no query word (no Index path names one); "distal" is the Tabular's
     # "lower end": not T14.8 (injury of unspecified body region).
     assert codes(coder("Fracture of the right distal radius.")) == ["S52.501A"]
+    # The Tabular's inclusion term is its own wording: "Fracture of hip NOS" is S72.00-.
+    assert codes(coder("After a fall she had a fracture of the left hip.")) == [
+        "S72.002A", "W19.XXXA"]
+    # A site adjective or noun before an injury: "calcaneal fracture" is no T14.8.
+    assert codes(coder("Calcaneal fracture.")) == ["S92.009A"]
     # The site written after the fact makes the modifiers query's answer win over R52.
     assert codes(coder("Pain in the left knee.", "inpatient")) == ["M25.562"]
     # The Index words the site as a noun: "renal fossa" → Pain > kidney → N23.

@@ -257,7 +257,8 @@ def _carries_modifier(candidate: Candidate, fact: Fact, against: Candidate) -> b
 
 
 INDEX_SOURCES = ("index", "eindex", "neoplasm", "drug", "vector:index_paths")
-SITE_FILLER = {"of", "in", "on", "to", "the", "left", "right", "both", "bilateral"}
+SITE_FILLER = {"of", "in", "on", "to", "the", "his", "her", "its", "and", "left", "right", "both",
+               "bilateral"}
 
 
 def _site_stems(retrieval: FactRetrieval) -> set[str]:
@@ -268,7 +269,7 @@ def _site_stems(retrieval: FactRetrieval) -> set[str]:
     site_query = " ".join(q.removeprefix(term) for label, q in retrieval.queries
                           if label in ("term+site", "term+localized"))
     words = re.findall(r"[a-z]+", f"{after or ''} {noun or ''} {site_query}".lower())
-    return {w[:5] for w in words if w not in SITE_FILLER and len(w) >= 4}
+    return {w[:5] for w in words if w not in SITE_FILLER and len(w) >= 3}  # hip, arm, leg
 
 
 def _carries_site(candidate: Candidate, against: Candidate, site: set[str]) -> bool:
@@ -287,7 +288,10 @@ def _adds_undocumented(candidate: Candidate, retrieval: FactRetrieval) -> bool:
     path_adds = _path_adds_undocumented(candidate, retrieval, stems)
     if path_adds is not None:
         return path_adds
-    title = re.sub(r"\([^)]*\)|\[[^]]*\]", " ", candidate.title.lower())  # nonessential
+    # An inclusion term is the Tabular's own wording for the code: "Fracture of hip NOS"
+    # names no more than "fracture of the hip", whatever S72.00's title adds.
+    said = candidate.matched if candidate.source.endswith("inclusion") else candidate.title
+    title = re.sub(r"\([^)]*\)|\[[^]]*\]", " ", said.lower())  # nonessential
     title = re.sub(r"\bwithout\b[^,;]*", " ", title)  # what the code does not claim
     words = [w for w in re.findall(r"[a-z]+", title)
              if len(w) >= 4 and w not in GENERIC_TITLE_WORDS]

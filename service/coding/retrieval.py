@@ -141,6 +141,10 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
         noun = _site_adjectives().get(site.group(1).lower(), site.group(1).lower())
         if noun not in after.lower() and noun not in term.lower():
             queries.append(("term+site", f"{term} {noun}"))
+    # An injury's site may be written apart from it: "a fall ... fractured her left hip".
+    if fact.kind == "injury" and not after and not noun \
+            and (elsewhere := sentence_site(fact, text)) and elsewhere not in term.lower():
+        queries.append(("term+site", f"{term} {elsewhere}"))
     if (after or noun) and term.lower() in localized:  # edema of the legs: localized
         queries.append(("term+localized", f"{term} localized"))
     if see_also and term.lower() in see_also:

@@ -228,6 +228,10 @@ def test_neoplasm_table_by_site_and_site_less_mentions(coder) -> None:  # type: 
     r = coder("Renal cell carcinoma of the left kidney. The carcinoma was resected.",
               "inpatient")
     assert codes(r) == ["C64.2"]
+    # "Adenoma — see Neoplasm, benign, by site": the site's benign cell, else the table's
+    # unspecified site (not a vector neighbour such as Adenolymphoma, D11.9).
+    assert codes(coder("Pathology diagnosed a pituitary adenoma.", "inpatient")) == ["D35.2"]
+    assert codes(coder("The adenoma was removed.", "inpatient")) == ["D36.9"]
 
 
 def test_confidence_comes_with_its_signals(coder) -> None:  # type: ignore[no-untyped-def]

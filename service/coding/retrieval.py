@@ -281,6 +281,8 @@ def _neoplasm_table(index: YearIndex, fact: Fact, text: str) -> Candidate | None
         sites.insert(0, noun)
     if not sites:  # a coder reads the sentence: "the testicle ... occupied by a tumor"
         sites += [s for s in [sentence_site(fact, text)] if s]
+    if not sites and column == "benign":  # "Adenoma — see Neoplasm, benign, by site"
+        sites.append("unknown site or unspecified")
     for site in dict.fromkeys(s for s in sites if s):
         cell = index.codebook.neoplasm_cell(site, column)
         if cell is None:

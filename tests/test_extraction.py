@@ -371,6 +371,13 @@ def test_neither_nor_negates(extractor: Extractor) -> None:
     assertions = {f.text: f.assertion for f in r.facts}
     assert assertions == {"fever": "negated", "cough": "negated", "rash": "negated",
                           "dyspnea": "negated", "Nausea": "present"}
+    # "non-" negates the next word only; "to prevent / to avoid" is a plan, not a finding.
+    r = extractor.extract(make_note("A non-bleeding lesion. Non-Hodgkin lymphoma. Heparin to "
+                                    "avoid a DVT; he developed pneumonia."))
+    assertions = {f.text: f.assertion for f in r.facts}
+    assert assertions["bleeding"] == "negated" and assertions["lesion"] == "present"
+    assert assertions["Non-Hodgkin lymphoma"] == "present"
+    assert assertions["DVT"] == "hypothetical" and assertions["pneumonia"] == "present"
 
 
 def test_external_causes(extractor: Extractor) -> None:

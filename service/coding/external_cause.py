@@ -23,8 +23,8 @@ from pathlib import Path
 
 from service.codebook import Codebook
 from service.coding.choosers import Choice
-from service.coding.models import Candidate, FactOutcome
-from service.coding.supplementary import sentence_of
+from service.coding.models import FactOutcome
+from service.coding.supplementary import record_index_code, sentence_of
 from service.extraction.models import Fact
 
 RULES = Path(__file__).parent.parent / "rules" / "external_causes.json"
@@ -109,19 +109,9 @@ def _code(chosen: dict[str, tuple[Choice, list[Fact]]], outcome: FactOutcome, fa
     if code is None:
         outcome.reason += f" (the Index has no '{path}' this year)"
         return
-    row = codebook.get(code)
-    reason = f"{why}: Index '{path}'"
-    if code in chosen:
-        chosen[code][1].append(fact)
-    else:
-        chosen[code] = (Choice(code=code, title=row.title if row else code, confidence=0.9,
-                               reason=reason, matched=path, source="index"), [fact])
-    outcome.action, outcome.reason = "coded", f"{code}: {reason}"
-    outcome.queries = [path]  # where the code was looked up: the fact's one candidate
-    outcome.candidates = [Candidate(code=code, title=row.title if row else code,
-                                    billable=bool(row and row.billable), score=1.0,
-                                    matched=path, source="index", found_by=["index path"],
-                                    scores={"index path": 1.0})]
+    record_index_code(chosen, outcome, fact, codebook, path, code, f"{why}: Index '{path}'",
+                      confidence=0.9)
+
 
 def _navigate(codebook: Codebook, mechanism: Mechanism, sentence: str
               ) -> tuple[str, str | None]:
@@ -166,4 +156,3 @@ def _with_seventh(codebook: Codebook, code: str, seventh: str) -> str:
         row = next((c for c in children if c.code.endswith(seventh)
                     and len(c.code.replace(".", "")) == 7), children[0])
     return row.code if row else code
-

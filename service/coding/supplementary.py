@@ -137,21 +137,27 @@ def add_supplementary(chosen: dict[str, tuple[Choice, list[Fact]]],
                 " therapy" if fact.kind == "medication" else "")
         else:
             continue
-        row = codebook.get(code)
-        reason = f"{why}; Index '{rule.path}' (Guidelines {rule.guideline})"
-        previous = chosen.get(code)
-        if previous is None:
-            chosen[code] = (Choice(code=code, title=row.title if row else code, confidence=0.95,
-                                   reason=reason, matched=rule.path, source="index"), [fact])
-        else:
-            previous[1].append(fact)
-        outcome.action, outcome.reason = "coded", f"{code}: {reason}"
-        # The Index path is where the code was looked up: the fact's one candidate.
-        outcome.queries = [rule.path]
-        outcome.candidates = [Candidate(code=code, title=row.title if row else code,
-                                        billable=bool(row and row.billable), score=1.0,
-                                        matched=rule.path, source="index",
-                                        found_by=["index path"], scores={"index path": 1.0})]
+        record_index_code(chosen, outcome, fact, codebook, rule.path, code,
+                          f"{why}; Index '{rule.path}' (Guidelines {rule.guideline})")
+
+
+def record_index_code(chosen: dict[str, tuple[Choice, list[Fact]]], outcome: FactOutcome,
+                      fact: Fact, codebook: Codebook, path: str, code: str, reason: str,
+                      confidence: float = 0.95) -> None:
+    """Code `code`, read from the Index at `path`, for the fact; its outcome says why, and
+    the path is where the code was looked up: the fact's one query and candidate."""
+    row = codebook.get(code)
+    title = row.title if row else code
+    if code in chosen:
+        chosen[code][1].append(fact)
+    else:
+        chosen[code] = (Choice(code=code, title=title, confidence=confidence, reason=reason,
+                               matched=path, source="index"), [fact])
+    outcome.action, outcome.reason = "coded", f"{code}: {reason}"
+    outcome.queries = [path]
+    outcome.candidates = [Candidate(code=code, title=title, billable=bool(row and row.billable),
+                                    score=1.0, matched=path, source="index",
+                                    found_by=["index path"], scores={"index path": 1.0})]
 
 
 @lru_cache(maxsize=1 << 14)  # the same codes and agents come back note after note

@@ -94,6 +94,8 @@ class Codebook:
         self._neoplasm_sites: list[tuple[str, ...]] | None = None
         self._paths: dict[tuple[str, str], str | None] = {}  # index_code answers
         self._children_of: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        # term → (its main entry, its "specified organ" sub-term, the main entry it sees)
+        self._by_site: dict[str, tuple[str, str, str] | None] = {}
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
     @property
@@ -275,6 +277,45 @@ class Codebook:
                 "c.parent_id = p.id WHERE p.source = ? AND p.path = ? AND "
                 "c.code_ref IS NOT NULL ORDER BY c.id", (source, path)).fetchall()
         return self._children_of[(source, path)]
+
+    def unlisted_site_entry(self, term: str, site: str) -> tuple[str, str] | None:
+        """(path, code) where the Index sends a term at a site it does not list: "Mass >
+        specified organ NEC — see Disease, by site" takes a testis to "Disease, diseased >
+        testis" (N50.9). None when the term lists the site itself ("Mass > kidney"), has no
+        such sub-term, or "Disease" no entry named the site."""
+        term = term.lower()
+        if term not in self._by_site:
+            row = self.db.execute(
+                "SELECT p.path, c.path, c.see FROM index_terms p JOIN index_terms c "
+                "ON c.parent_id = p.id "
+                "WHERE p.source = 'index' AND p.level = 0 AND lower(p.title) = ? "
+                "AND c.see = 'Disease, by site' AND (c.title LIKE 'specified organ%' OR "
+                "c.title LIKE 'organ or site%') LIMIT 1",
+                (term,)).fetchone()
+            main = None
+            if row:
+                target = row[2].removesuffix(", by site")
+                found = self.db.execute(
+                    "SELECT path FROM index_terms WHERE source = 'index' AND level = 0 AND "
+                    "(title = ? OR title LIKE ?) ORDER BY length(title) LIMIT 1",
+                    (target, f"{target},%")).fetchone()
+                main = (row[0], row[1], found[0]) if found else None
+            self._by_site[term] = main
+        found = self._by_site[term]
+        if found is None:
+            return None
+        site = site.lower()
+
+        def entry(path: str) -> tuple[str, str] | None:
+            return min(((t, c) for t, c in self.index_children(path)
+                        if t.lower() in (site, f"{site} nec") or t.lower().startswith(f"{site} (")),
+                       key=lambda tc: len(tc[0]), default=None)
+        if entry(found[0]) is not None:  # "Mass > kidney": listed, the search finds it
+            return None
+        best = entry(found[2])
+        if best is None:
+            return None
+        return f"{found[1]} → {found[2]} > {best[0]}", best[1]
 
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column

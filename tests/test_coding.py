@@ -314,9 +314,12 @@ def test_infectious_agent_only_where_the_infection_asks(coder) -> None:  # type:
     r = coder("Prostatic abscess; methicillin-sensitive Staphylococcus aureus was isolated.",
               "inpatient")
     assert codes(r) == ["N41.2", "B95.61"]
-    # A culture alone codes nothing: the organism may colonize.
+    # A culture alone codes nothing: the organism may colonize. The coder still sees the
+    # code the Index gives the agent, and why it was left out.
     r = coder("Blood cultures grew Pseudomonas aeruginosa.", "inpatient")
     assert codes(r) == [] and r.facts[0].action == "not_coded"
+    assert [c.code for c in r.facts[0].candidates] == ["B96.5"]
+    assert "asks for it" in r.facts[0].reason
     # Named by the combination code: not coded again.
     r = coder("Pneumonia due to Klebsiella pneumoniae.", "inpatient")
     assert codes(r) == ["J15.0"]
@@ -362,6 +365,34 @@ def test_long_term_drug_therapy(coder) -> None:  # type: ignore[no-untyped-def]
         "M06.9", "Z79.52"]
     r = coder("Asthma exacerbation; prednisone was given for 5 days.", "inpatient")
     assert not any(c.startswith("Z79") for c in codes(r))
+    drug = next(f for f in r.facts if f.text == "prednisone")
+    assert [c.code for c in drug.candidates] == ["Z79.52"] and "brief course" in drug.reason
+    # A topical steroid is no systemic one; an inhaled one is its own Z79 code.
+    r = coder("Eczema in usual treatment with topical corticosteroids.", "inpatient")
+    assert not any(c.startswith("Z79") for c in codes(r))
+    r = coder("Asthma in usual treatment with inhaled corticosteroids.", "inpatient")
+    assert codes(r) == ["J45.909", "Z79.51"]
+
+
+def test_smoking_written_as_cigarettes_a_day(coder) -> None:  # type: ignore[no-untyped-def]
+    assert codes(coder("She smoked 20 cigarettes per day.", "inpatient")) == ["F17.210"]
+    # Two mentions of one habit: the more specific code.
+    assert codes(coder("Smoker of 1 pack/day.", "inpatient")) == ["F17.210"]
+
+
+def test_a_term_the_index_sends_to_disease_by_site(coder) -> None:  # type: ignore[no-untyped-def]
+    # "Mass > specified organ NEC — see Disease, by site" → "Disease > testis".
+    r = coder("Ultrasound showed an 8 cm mass in the left testicle.", "inpatient")
+    assert codes(r) == ["N50.9"]
+    mass = next(f for f in r.facts if f.text == "mass")
+    assert mass.candidates[0].matched == ("Mass > specified organ NEC → Disease, diseased > "
+                                          "testis")
+    # A site the term lists itself is read there: "Mass > kidney".
+    assert codes(coder("CT showed a mass in the right kidney.", "inpatient")) == ["N28.89"]
+    # A mass that is the neoplasm of its sentence is coded as the neoplasm only.
+    r = coder("CT showed a descending colon mass compatible with colon carcinoma.",
+              "inpatient")
+    assert not any(c.startswith("K63") for c in codes(r))
 
 
 def test_measurements_a_coded_condition_asks_for(coder) -> None:  # type: ignore[no-untyped-def]
@@ -436,3 +467,15 @@ def test_external_cause_beside_the_injury_it_explains(coder) -> None:  # type: i
     assert codes(coder("Hemoglobin fell to 7 g/dL. Contusion of the left knee.")) == ["S80.02XA"]
     assert codes(coder("History of falls. Osteoporosis.")) == ["M81.0", "Z91.81"]
     assert codes(coder("Denies falls. Contusion of the left knee.")) == ["S80.02XA"]
+
+
+def test_allergy_status_from_the_agent(coder) -> None:  # type: ignore[no-untyped-def]
+    r = coder("Personal history: allergic to pyrazolones. Allergy to penicillin. Admitted for "
+              "pneumonia.", "inpatient")
+    assert codes(r) == ["J18.9", "Z88.6", "Z88.0"]  # statuses after the condition
+    assert "History > personal > allergy > penicillin" in r.facts[1].reason
+    # A reaction of this encounter is the reaction, not a status.
+    r = coder("She developed urticaria after taking amoxicillin; allergy to amoxicillin "
+              "suspected.", "inpatient")
+    assert not any(c.startswith("Z88") for c in codes(r))
+    assert codes(coder("No known drug allergies.", "inpatient")) == []

@@ -129,6 +129,8 @@ def test_medcode_eval_end_to_end(tmp_path: Path, full_index_dir: Path) -> None:
         {"id": "4", "text": "Assessment: depression.", "codes": ["F32.9"]},
         # CodiEsp writes injuries without their 7th character, keeping the placeholder.
         {"id": "5", "text": "Contusion of the left knee.", "codes": ["S80.02X"]},
+        # Z68.36 is made from the measurement, not searched for a fact: reached all the same.
+        {"id": "6", "text": "Obesity with a BMI of 36.", "codes": ["E66.9", "Z68.36"]},
     ]
     data = tmp_path / "gold.jsonl"
     data.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
@@ -143,7 +145,7 @@ def test_medcode_eval_end_to_end(tmp_path: Path, full_index_dir: Path) -> None:
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["cases"] == 5 and report["chooser"] == "rules"
+    assert report["cases"] == 6 and report["chooser"] == "rules"
     assert report["gold_not_billable_this_year"] == ["S80.02X"]
     assert report["gold_replaced_since"] == {"F32.9": ["F32.A"]}
     assert report["code"]["micro"]["f1"] == 1.0

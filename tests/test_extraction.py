@@ -364,6 +364,36 @@ def test_agents_medications_and_measurements(extractor: Extractor) -> None:
     assert r.bmi is not None and r.bmi.value == 41.3 and r.bmi.evidence.text == "BMI of 41,3"
     assert r.pregnancy is not None and r.pregnancy.weeks == 30
     assert extractor.extract(make_note("BMI in the 90th percentile.")).bmi is None
+    r = extractor.extract(make_note("In week 21 of gestation she developed pyelonephritis."))
+    assert r.pregnancy is not None and r.pregnancy.weeks == 21
+    assert r.pregnancy.trimester == "second"
+
+
+def test_findings_written_as_words_of_the_exam(extractor: Extractor) -> None:
+    text = ("Tooth decay and advanced caries. The abdomen was distended. Mild elevation of "
+            "transaminases. He was confused. Rectal tenesmus. Treated for lues. She smoked 20 "
+            "cigarettes per day.")
+    found = {f.text: f.normalized for f in extractor.extract(make_note(text)).facts}
+    assert found["Tooth decay"] == found["caries"] == "dental caries"
+    assert found["abdomen was distended"] == "abdominal distension"
+    assert found["elevation of transaminases"] == "elevated liver transaminase levels"
+    assert found["confused"] == "confusion" and found["lues"] == "syphilis"
+    assert found["Rectal tenesmus"] == "tenesmus"
+    assert found["cigarettes per day"] == "nicotine dependence cigarettes"
+
+
+def test_relatives_as_reporters_are_no_family_history(extractor: Extractor) -> None:
+    def said(text: str) -> dict[str, str]:
+        return {f.text: f.assertion for f in extractor.extract(make_note(text)).facts}
+    assert said("The family reported vomiting.") == {"vomiting": "present"}
+    assert said("His mother noticed a fever.") == {"fever": "present"}
+    assert said("Seen by his family doctor for nausea.") == {"nausea": "present"}
+    # In a pediatric note the child is the patient; "Child's B" is a liver score.
+    assert said("The child had a fever and cough.") == {"fever": "present", "cough": "present"}
+    assert said("Cirrhosis, Child's B8.") == {"Cirrhosis": "present"}
+    assert said("His mother had breast cancer.") == {"breast cancer": "family"}
+    assert said("In his family there were cases of glaucoma.") == {"glaucoma": "family"}
+    assert said("Family history: diabetes.") == {"diabetes": "family"}
 
 
 def test_neither_nor_negates(extractor: Extractor) -> None:

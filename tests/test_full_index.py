@@ -119,3 +119,14 @@ def test_a_code_written_without_its_seventh_character(registry: IndexRegistry) -
     assert codebook.truncated_seventh("W19.XXX")
     assert not codebook.truncated_seventh("S80.02")  # a code of its own
     assert not codebook.truncated_seventh("E11.9X")  # nothing under it
+
+
+def test_a_site_the_index_sends_to_disease(registry: IndexRegistry) -> None:
+    codebook = registry.get("2025").codebook
+    assert codebook.unlisted_site_entry("mass", "testis") == (
+        "Mass > specified organ NEC → Disease, diseased > testis", "N50.9")
+    assert codebook.unlisted_site_entry("Lesion", "kidney") == (
+        "Lesion > organ or site NEC → Disease, diseased > kidney", "N28.9")
+    assert codebook.unlisted_site_entry("mass", "kidney") is None  # "Mass > kidney" is listed
+    assert codebook.unlisted_site_entry("cough", "testis") is None  # no such sub-term
+    assert codebook.unlisted_site_entry("mass", "elbow joint") is None  # no "Disease" entry

@@ -23,7 +23,7 @@ def features(code: str, title: str, score: float, source: str, kinds: list[str],
     """The signals a confidence is computed from; shown with each code."""
     return {
         "score": round(min(1.0, score), 4),
-        "index_path": float(source in ("index", "neoplasm", "neoplasm_table")),
+        "index_path": float(source in ("index", "neoplasm", "neoplasm_table", "see_by_site")),
         "title_match": float(source in ("title", "inclusion")),
         "vector_match": float(source.startswith("vector")),
         "guideline_fix": float(source == "guideline"),

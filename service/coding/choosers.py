@@ -16,7 +16,12 @@ from typing import Protocol
 from service.codebook import Codebook, CodeRow
 from service.coding.models import Alternative, Candidate, Flag
 from service.coding.queries import draft, query_axes
-from service.coding.retrieval import FactRetrieval, documented_site, sentence_site
+from service.coding.retrieval import (
+    NEOPLASM_TERM,
+    FactRetrieval,
+    documented_site,
+    sentence_site,
+)
 from service.extraction.models import Evidence, Fact
 
 MIN_SCORE = 0.35
@@ -177,7 +182,7 @@ def _sited(retrieval: FactRetrieval, labels: list[str]) -> Candidate | None:
     said |= {w[:5] for w in re.findall(r"[a-z]+", retrieval.fact.text.lower())}
     site = sentence_site(retrieval.fact, retrieval.note)  # "a mass ... in the abdomen"
     said |= {w[:5] for w in re.findall(r"[a-z]+", (site or "").lower())}
-    paths = [c for c in retrieval.candidates if c.source == "neoplasm_table"
+    paths = [c for c in retrieval.candidates if c.source in ("neoplasm_table", "see_by_site")
              or _path_adds_undocumented(c, retrieval, said) is False
              or TRAILING_NOS.sub("", c.matched.lower()) == term]
     found = [c for label in labels if (c := _top(paths, label, retrieval.fact)) is not None]
@@ -191,8 +196,6 @@ def _sited(retrieval: FactRetrieval, labels: list[str]) -> Candidate | None:
 
 
 FAMILY_SPECIFIED = "History > family > disease or disorder > specified NEC"
-NEOPLASM_TERM = re.compile(r"cancer|carcinoma|malignan|neoplasm|tumou?r|sarcoma|lymphoma|"
-                           r"leukemia|melanoma|metasta", re.I)
 
 
 def _family_history(retrieval: FactRetrieval, codebook: Codebook) -> Choice | None:

@@ -17,6 +17,12 @@ from pathlib import Path
 
 from ingest.embeddings import Embedder
 from service.codebook import Codebook
+from service.coding.allergy_status import (
+    ALLERGY_STATUS,
+    STATUS_WAITS,
+    add_allergy_statuses,
+    status_path,
+)
 from service.coding.calibration import calibrate, features
 from service.coding.choosers import Choice, Chooser, bilateral_pair
 from service.coding.external_cause import CAUSE_NOT_CODED, add_external_causes, is_cause
@@ -66,7 +72,8 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
             fact = fact.model_copy(update={"assertion": "present"})
             current_chronic.add(fact.id)
         facts.append(fact)
-    skips = {f.id: _skip_reason(f, setting or "outpatient") for f in facts}
+    skips = {f.id: STATUS_WAITS if status_path(f, note.text) else
+             _skip_reason(f, setting or "outpatient") for f in facts}
     retrievals = retrieve_all(index, embedder, [f for f in facts if skips[f.id] is None
                                                 and f.normalized is not None],
                               extraction, note.text)
@@ -129,6 +136,8 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
                       note.text)
     add_external_causes(chosen, outcomes, [f for f in facts if skips[f.id] == CAUSE_NOT_CODED],
                         index.codebook, note.text)
+    add_allergy_statuses(chosen, outcomes, [f for f in facts if skips[f.id] == STATUS_WAITS],
+                         index.codebook, note.text)
     _merge_unspecified_duplicates(chosen, outcomes, index.codebook)
     _merge_generic_neoplasms(chosen, outcomes)
     _merge_behavior_unstated(chosen, outcomes, index.codebook)
@@ -346,7 +355,8 @@ def _sequence(chosen: dict[str, tuple[Choice, list[Fact]]], extraction: Extracti
         ranks = [SECTION_PRIORITY.index(f.section) if f.section in SECTION_PRIORITY
                  else len(SECTION_PRIORITY) for f in facts]
         # An agent, a status, a drug therapy is an additional code, never first-listed
-        additional = all(f.kind in SUPPLEMENTARY_KINDS for f in facts)
+        additional = all(f.kind in SUPPLEMENTARY_KINDS for f in facts) \
+            or chosen[code][0].reason.startswith(ALLERGY_STATUS)
         return additional, min(ranks), min(f.start for f in facts)
     return sorted(chosen, key=key)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from service.codebook import Codebook
 from service.coding.choosers import Choice
 from service.coding.models import FactOutcome
-from service.coding.supplementary import record_index_code, sentence_of
+from service.coding.retrieval import sentence_of
+from service.coding.supplementary import record_index_code
 from service.extraction.models import Fact
 
 RULES = Path(__file__).parent.parent / "rules" / "external_causes.json"

@@ -91,6 +91,15 @@ def _site_words() -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")s?\b", re.I)
 
 
+NEOPLASM_TERM = re.compile(r"cancer|carcinoma|malignan|neoplasm|tumou?r|sarcoma|lymphoma|"
+                           r"leukemia|melanoma|metasta", re.I)
+def sentence_of(text: str, fact: Fact) -> str:
+    """The sentence (or clause up to ';') the fact is in."""
+    start = max(text.rfind(c, 0, fact.start) for c in ".;\n") + 1
+    ends = [i for i in (text.find(c, fact.end) for c in ".;\n") if i >= 0]
+    return text[start:min(ends) if ends else len(text)]
+
+
 def sentence_site(fact: Fact, text: str) -> str | None:
     """The site named nearest the fact in its own sentence ("a testicle completely
     occupied by a tumor" → testis), for a neoplasm whose site is not written beside it."""
@@ -232,7 +241,7 @@ def _assemble(index: YearIndex, fact: Fact, queries: list[tuple[str, str]],
                 if hit.score > seen.score:
                     seen.score, seen.matched, seen.source = (hit.score, hit.matched.text,
                                                              hit.matched.source)
-    table = _neoplasm_table(index, fact, text)
+    table = _neoplasm_table(index, fact, text) or _unlisted_site(index, fact, text)
     if table is not None:  # the table's answer, whatever a search made of that code
         seen = merged.get(table.code)
         if seen is not None:
@@ -265,13 +274,10 @@ NEOPLASM_COLUMNS = [
 SITE_WORDS = re.compile(r"^(?:of|in|on|to)\s+(?:the\s+)?(?:(?:left|right|both)\s+)?", re.I)
 
 
-def _neoplasm_table(index: YearIndex, fact: Fact, text: str) -> Candidate | None:
-    """The Neoplasm table cell for a neoplasm fact with a documented site ("testicular
-    tumor" → testis, Unspecified Behavior → D49.59), as a coder reads the table."""
-    term = fact.normalized or ""
-    column = next((col for pattern, col in NEOPLASM_COLUMNS if pattern.search(term)), None)
-    if column is None or not text:
-        return None
+def _sites(fact: Fact, text: str) -> list[str]:
+    """Site words to look up in a table or under a main term, best first: an anatomical
+    adjective ("testicular"), the words after the fact ("of the left testis"), else the
+    site named nearest in its sentence ("the testicle ... occupied by a tumor")."""
     sites: list[str] = []
     after, noun = documented_site(fact, text)
     if after:
@@ -279,8 +285,39 @@ def _neoplasm_table(index: YearIndex, fact: Fact, text: str) -> Candidate | None
         sites += [" ".join(words[:2]), words[0]] if words else []
     if noun:
         sites.insert(0, noun)
-    if not sites:  # a coder reads the sentence: "the testicle ... occupied by a tumor"
+    if not sites:
         sites += [s for s in [sentence_site(fact, text)] if s]
+    return list(dict.fromkeys(_site_adjectives().get(s.lower(), s) for s in sites if s))
+
+
+def _unlisted_site(index: YearIndex, fact: Fact, text: str) -> Candidate | None:
+    """A term the Index lists by site only through "see X, by site" ("Mass > specified organ
+    NEC — see Disease, by site"): "a mass in the left testis" → Disease, testis (N50.9)."""
+    term = fact.normalized or ""
+    # A main term alone ("mass", "lesion"), not a neoplasm's: "a colon mass compatible with
+    # carcinoma" is the carcinoma, coded from its own fact.
+    if not text or " " in term or fact.kind == "injury" \
+            or NEOPLASM_TERM.search(sentence_of(text, fact)):
+        return None
+    sites = [s for s in _sites(fact, text) if _site_words().fullmatch(s)]  # organs only
+    for site in sites:
+        entry = index.codebook.unlisted_site_entry(term, site)
+        row = index.codebook.get(entry[1]) if entry else None
+        if entry and row:
+            return Candidate(code=row.code, title=row.title, billable=row.billable,
+                             score=0.96, matched=entry[0], source="see_by_site",
+                             found_by=["term+modifiers"], scores={"term+modifiers": 0.96})
+    return None
+
+
+def _neoplasm_table(index: YearIndex, fact: Fact, text: str) -> Candidate | None:
+    """The Neoplasm table cell for a neoplasm fact with a documented site ("testicular
+    tumor" → testis, Unspecified Behavior → D49.59), as a coder reads the table."""
+    term = fact.normalized or ""
+    column = next((col for pattern, col in NEOPLASM_COLUMNS if pattern.search(term)), None)
+    if column is None or not text:
+        return None
+    sites = _sites(fact, text)
     if not sites and column == "benign":  # "Adenoma — see Neoplasm, benign, by site"
         sites.append("unknown site or unspecified")
     for site in dict.fromkeys(s for s in sites if s):

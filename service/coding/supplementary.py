@@ -33,6 +33,7 @@ from pathlib import Path
 from service.codebook import Codebook
 from service.coding.choosers import Choice, descend
 from service.coding.models import Candidate, FactOutcome
+from service.coding.retrieval import sentence_of
 from service.extraction.models import Evidence, Extraction, Fact
 from service.validation import covers, notes_up_tree
 
@@ -115,6 +116,9 @@ def add_supplementary(chosen: dict[str, tuple[Choice, list[Fact]]],
             outcome.reason += f" (the Index has no '{rule.path}' this year)"
             continue
         code = descend(codebook, code, fact)[0]  # Z90.1- by the documented side
+        # Considered even where not coded: the coder sees the code and why it was left out.
+        outcome.queries, outcome.candidates = [rule.path], [index_candidate(codebook, code,
+                                                                            rule.path)]
         sentence = sentence_of(text, fact)
         ongoing, brief = _cues()
         if (fact.kind == "medication" or rule.when == "ongoing") and brief.search(sentence):
@@ -155,22 +159,21 @@ def record_index_code(chosen: dict[str, tuple[Choice, list[Fact]]], outcome: Fac
                                matched=path, source="index"), [fact])
     outcome.action, outcome.reason = "coded", f"{code}: {reason}"
     outcome.queries = [path]
-    outcome.candidates = [Candidate(code=code, title=title, billable=bool(row and row.billable),
-                                    score=1.0, matched=path, source="index",
-                                    found_by=["index path"], scores={"index path": 1.0})]
+    outcome.candidates = [index_candidate(codebook, code, path)]
+
+
+def index_candidate(codebook: Codebook, code: str, path: str) -> Candidate:
+    """The one candidate an Index path gives a fact."""
+    row = codebook.get(code)
+    return Candidate(code=code, title=row.title if row else code,
+                     billable=bool(row and row.billable), score=1.0, matched=path,
+                     source="index", found_by=["index path"], scores={"index path": 1.0})
 
 
 @lru_cache(maxsize=1 << 14)  # the same codes and agents come back note after note
 def _asks_for(codebook: Codebook, code: str, wanted: str) -> bool:
     return any(note.kind == "use_additional_code" and any(covers(r, wanted) for r in note.refs)
                for note in notes_up_tree(codebook, code))
-
-
-def sentence_of(text: str, fact: Fact) -> str:
-    """The sentence (or clause up to ';') the fact is in."""
-    start = max(text.rfind(c, 0, fact.start) for c in ".;\n") + 1
-    ends = [i for i in (text.find(c, fact.end) for c in ".;\n") if i >= 0]
-    return text[start:min(ends) if ends else len(text)]
 
 
 def measured_codes(codes: list[str], extraction: Extraction, codebook: Codebook

@@ -20,6 +20,10 @@ def predict(case: EvalCase, result: CodingResult, seconds: float) -> metrics.Pre
         flags.update(f.kind for f in code.flags)
     ranked = [[c.code for c in sorted(f.candidates, key=lambda c: -c.score)]
               for f in result.facts if f.candidates]
+    # A code a rule made rather than a fact's search (a combination the guidelines require,
+    # a measurement's Z68 / Z3A) was reached all the same: its own one-code list.
+    reached = {code for codes in ranked for code in codes}
+    ranked += [[c.code] for c in result.codes if c.code not in reached]
     return metrics.Prediction(case_id=case.id, gold=case.codes,
                               codes=[(c.code, c.confidence) for c in result.codes],
                               raw=[c.match_score for c in result.codes],

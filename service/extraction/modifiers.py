@@ -150,8 +150,9 @@ class ModifierRules:
             evidence.append(_evidence(m))
         weeks, trimester, trimester_evidence = None, None, None
         wm = self.weeks_prefix.search(text) or _gestation_weeks(self.weeks, text, m is not None)
-        if wm and 1 <= int(wm.group(1)) <= 44:
-            weeks, status = int(wm.group(1)), "pregnant"
+        count = int(next(g for g in wm.groups() if g)) if wm else 0  # "week 21 of gestation"
+        if 1 <= count <= 44:
+            weeks, status = count, "pregnant"
             evidence.append(_evidence(wm))
             # ICD-10-CM: first < 14w0d, second 14w0d to < 28w0d, third 28w0d to delivery.
             trimester = "first" if weeks < 14 else "second" if weeks < 28 else "third"

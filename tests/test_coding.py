@@ -479,3 +479,9 @@ def test_allergy_status_from_the_agent(coder) -> None:  # type: ignore[no-untype
               "suspected.", "inpatient")
     assert not any(c.startswith("Z88") for c in codes(r))
     assert codes(coder("No known drug allergies.", "inpatient")) == []
+    assert codes(coder("History of unknown allergies.", "inpatient")) == []
+    # One status per agent group; an agent written before the word; a reaction elsewhere in
+    # the sentence is not this allergy's.
+    r = coder("Allergy to procaine and streptomycin, presented with cough. Iodine allergy.",
+              "inpatient")
+    assert codes(r) == ["R05.9", "Z88.1", "Z88.4", "Z91.041"]

@@ -396,6 +396,15 @@ def test_relatives_as_reporters_are_no_family_history(extractor: Extractor) -> N
     assert said("Family history: diabetes.") == {"diabetes": "family"}
 
 
+def test_a_history_of_some_months_is_present(extractor: Extractor) -> None:
+    def said(text: str) -> dict[str, str]:
+        return {f.text: f.assertion for f in extractor.extract(make_note(text)).facts}
+    assert said("A 2-month history of cough.") == {"cough": "present"}
+    assert said("He had a 3 week history of fever.") == {"fever": "present"}
+    assert said("Long history of smoking.") == {"smoking": "present"}
+    assert said("History of breast cancer.") == {"breast cancer": "historical"}
+
+
 def test_neither_nor_negates(extractor: Extractor) -> None:
     r = extractor.extract(make_note("Neither fever nor cough. No rash nor dyspnea. Nausea."))
     assertions = {f.text: f.assertion for f in r.facts}

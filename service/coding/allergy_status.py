@@ -22,7 +22,6 @@ from pathlib import Path
 from service.codebook import Codebook
 from service.coding.choosers import Choice
 from service.coding.models import FactOutcome
-from service.coding.retrieval import sentence_of
 from service.coding.supplementary import record_index_code
 from service.extraction.models import Fact
 
@@ -31,6 +30,7 @@ ALLERGY_STATUS = "allergy status"  # how its codes' reasons begin
 STATUS_WAITS = f"{ALLERGY_STATUS}: coded from the agent it names (Z88, Z91.0-)"
 # From the fact's start, which may hold the "to" itself ("allergic to pyrazolones").
 AGENT_AFTER = re.compile(r"[^.;]{0,40}?\bto\s+((?:[\w-]+[\s,]*){1,6})", re.I)
+AGENT_BEFORE = re.compile(r"([\w-]+)\s+$")
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,25 @@ def _rules() -> Rules:
                        for a in data["agents"]))
 
 
-def status_path(fact: Fact, text: str) -> str | None:
-    """The Index path of the allergy status a fact documents, or None (not an allergy, a
-    reaction, or an agent no rule names)."""
+def status_paths(fact: Fact, text: str) -> list[str]:
+    """The Index paths of the allergy statuses a fact documents, one per agent group
+    ("allergy to procaine and streptomycin": anesthetic, antibiotic); none for another
+    fact, a reaction, or agents no rule names."""
     if (fact.normalized or "").lower() != "allergy" or not text \
             or fact.assertion not in ("present", "historical"):
-        return None
-    sentence = sentence_of(text, fact)
+        return []
     after = AGENT_AFTER.match(text, fact.start)
-    if after is None or _rules().acute.search(sentence):
-        return None
-    words = re.findall(r"[a-z][\w-]*", after.group(1).lower())
+    before = AGENT_BEFORE.search(text, max(0, fact.start - 30), fact.start)  # "iodine allergy"
+    named = (after.group(1) if after else "") + " " + (before.group(1) if before else "")
+    # The clause that holds the allergy and its agent: a reaction there is this encounter's.
+    start = max(text.rfind(c, 0, fact.start) for c in ".;,\n") + 1
+    ends = [i for i in (text.find(c, after.start(1) if after else fact.end) for c in ".;,\n")
+            if i >= 0]
+    if _rules().acute.search(text, start, min(ends) if ends else len(text)):
+        return []
+    words = re.findall(r"[a-z][\w-]*", named.lower())
     phrases = set(words) | {f"{a} {b}" for a, b in itertools.pairwise(words)}
-    return next((path for path, names in _rules().agents if phrases & names), None)
+    return [path for path, names in _rules().agents if phrases & names]
 
 
 def add_allergy_statuses(chosen: dict[str, tuple[Choice, list[Fact]]],
@@ -69,13 +75,12 @@ def add_allergy_statuses(chosen: dict[str, tuple[Choice, list[Fact]]],
     """Code each allergy status fact from its agent's Index path."""
     by_fact = {o.fact: o for o in outcomes}
     for fact in facts:
-        path = status_path(fact, text)
         outcome = by_fact.get(fact.id)
-        if path is None or outcome is None:
-            continue
-        code = codebook.index_code(path)
-        if code is None:
-            outcome.reason += f" (the Index has no '{path}' this year)"
-            continue
-        record_index_code(chosen, outcome, fact, codebook, path, code,
-                          f"{ALLERGY_STATUS}; Index '{path}' (Guidelines {_rules().guideline})")
+        for path in status_paths(fact, text) if outcome is not None else []:
+            code = codebook.index_code(path)
+            if code is None:
+                outcome.reason += f" (the Index has no '{path}' this year)"
+                continue
+            record_index_code(chosen, outcome, fact, codebook, path, code,
+                              f"{ALLERGY_STATUS}; Index '{path}' (Guidelines "
+                              f"{_rules().guideline})")

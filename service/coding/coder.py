@@ -21,7 +21,7 @@ from service.coding.allergy_status import (
     ALLERGY_STATUS,
     STATUS_WAITS,
     add_allergy_statuses,
-    status_path,
+    status_paths,
 )
 from service.coding.calibration import calibrate, features
 from service.coding.choosers import Choice, Chooser, bilateral_pair
@@ -72,7 +72,7 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
             fact = fact.model_copy(update={"assertion": "present"})
             current_chronic.add(fact.id)
         facts.append(fact)
-    skips = {f.id: STATUS_WAITS if status_path(f, note.text) else
+    skips = {f.id: STATUS_WAITS if status_paths(f, note.text) else
              _skip_reason(f, setting or "outpatient") for f in facts}
     retrievals = retrieve_all(index, embedder, [f for f in facts if skips[f.id] is None
                                                 and f.normalized is not None],

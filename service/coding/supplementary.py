@@ -157,6 +157,12 @@ def record_index_code(chosen: dict[str, tuple[Choice, list[Fact]]], outcome: Fac
     else:
         chosen[code] = (Choice(code=code, title=title, confidence=confidence, reason=reason,
                                matched=path, source="index"), [fact])
+    if outcome.action == "coded" and outcome.queries and path not in outcome.queries:
+        # a second code of one fact ("allergy to procaine and streptomycin")
+        outcome.reason += f"; {code}: {reason}"
+        outcome.queries.append(path)
+        outcome.candidates.append(index_candidate(codebook, code, path))
+        return
     outcome.action, outcome.reason = "coded", f"{code}: {reason}"
     outcome.queries = [path]
     outcome.candidates = [index_candidate(codebook, code, path)]

@@ -96,6 +96,7 @@ class Codebook:
         self._children_of: dict[tuple[str, str], list[tuple[str, str]]] = {}
         # term → (its main entry, its "specified organ" sub-term, the main entry it sees)
         self._by_site: dict[str, tuple[str, str, str] | None] = {}
+        self._classifiable: dict[str, list[tuple[str, list[str]]]] = {}
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
     @property
@@ -317,6 +318,22 @@ class Codebook:
             return None
         return f"{found[1]} → {found[2]} > {best[0]}", best[1]
 
+    def classifiable_history(self, category: str, code: str) -> str | None:
+        """The most specific code under a history category (Z80 family, Z85 personal) whose
+        Tabular entry says "Conditions classifiable to" a range holding `code`: C18.9 →
+        Z80.0 (C15-C26), Z85.038 (C18). None when no entry covers it."""
+        with self._lock:
+            if category not in self._classifiable:
+                self._classifiable[category] = [
+                    (c, [r.strip() for r in re.split(r"[,;]", t.split(" to ", 1)[1])])
+                    for c, t in self.db.execute(
+                        "SELECT code, text FROM notes WHERE kind = 'inclusion_term' AND "
+                        "code LIKE ? AND text LIKE 'Conditions classifiable to %'",
+                        (f"{category}%",))]
+        found = [c for c, ranges in self._classifiable[category]
+                 if any(_in_range(code, r) for r in ranges)]
+        return max(found, key=len, default=None)
+
     def neoplasm_cell(self, site: str, column: str) -> tuple[str, str] | None:
         """(path, code) of the Neoplasm table cell for a site row ("testis") and a column
         (malignant_primary, benign, unspecified_behavior, ...), or None. The row is the
@@ -358,3 +375,12 @@ class Codebook:
 
     def count(self, table: str, where: str = "") -> int:
         return self.db.execute(f"SELECT count(*) FROM {table} {where}").fetchone()[0]
+
+
+def _in_range(code: str, ref: str) -> bool:
+    """Is a code within a Tabular reference: "C15-C26", "C50.-", "C7A.01-", "C18"?"""
+    ref = ref.rstrip(".-").strip()
+    if "-" in ref:
+        low, high = (r.strip().rstrip(".") for r in ref.split("-", 1))
+        return low <= code[:len(low)] <= high
+    return code.startswith(ref)

@@ -485,3 +485,15 @@ def test_allergy_status_from_the_agent(coder) -> None:  # type: ignore[no-untype
     r = coder("Allergy to procaine and streptomycin, presented with cough. Iodine allergy.",
               "inpatient")
     assert codes(r) == ["R05.9", "Z88.1", "Z88.4", "Z91.041"]
+
+
+def test_family_history_of_a_malignancy_by_its_site(coder) -> None:  # type: ignore[no-untyped-def]
+    # Z80.0 "Conditions classifiable to C15-C26": the table gives colon cancer C18.9; the
+    # Index names the prostate subcode. The other relative's site is not this one's.
+    r = coder("Family history: mother with colon cancer, father with prostate cancer.",
+              "inpatient")
+    assert codes(r) == ["Z80.0", "Z80.42"]
+    assert "C15-C26" not in r.facts[0].reason and "C18.9" in r.facts[0].reason
+    # A melanoma is coded from its own Index entries, not the table's skin row (C44).
+    assert codes(coder("Malignant melanoma of the skin of the back.", "inpatient"))[0][:3] \
+        == "C43"

@@ -276,8 +276,9 @@ SITE_WORDS = re.compile(r"^(?:of|in|on|to)\s+(?:the\s+)?(?:(?:left|right|both)\s
 
 def _sites(fact: Fact, text: str) -> list[str]:
     """Site words to look up in a table or under a main term, best first: an anatomical
-    adjective ("testicular"), the words after the fact ("of the left testis"), else the
-    site named nearest in its sentence ("the testicle ... occupied by a tumor")."""
+    adjective ("testicular"), the words after the fact ("of the left testis"), else a site
+    word of the term itself ("colon cancer"), else the site named nearest in its sentence
+    ("the testicle ... occupied by a tumor")."""
     sites: list[str] = []
     after, noun = documented_site(fact, text)
     if after:
@@ -285,6 +286,9 @@ def _sites(fact: Fact, text: str) -> list[str]:
         sites += [" ".join(words[:2]), words[0]] if words else []
     if noun:
         sites.insert(0, noun)
+    own = _site_words().search(fact.normalized or "")  # "colon cancer": the term's own site
+    if not sites and own:
+        sites.append(own.group(1).lower())
     if not sites:
         sites += [s for s in [sentence_site(fact, text)] if s]
     return list(dict.fromkeys(_site_adjectives().get(s.lower(), s) for s in sites if s))
@@ -315,8 +319,8 @@ def _neoplasm_table(index: YearIndex, fact: Fact, text: str) -> Candidate | None
     tumor" → testis, Unspecified Behavior → D49.59), as a coder reads the table."""
     term = fact.normalized or ""
     column = next((col for pattern, col in NEOPLASM_COLUMNS if pattern.search(term)), None)
-    if column is None or not text:
-        return None
+    if column is None or not text or "melanoma" in term.lower():  # Melanoma: its own
+        return None  # Index entries code it by site (C43), not the table
     sites = _sites(fact, text)
     if not sites and column == "benign":  # "Adenoma — see Neoplasm, benign, by site"
         sites.append("unknown site or unspecified")

@@ -276,9 +276,9 @@ SITE_WORDS = re.compile(r"^(?:of|in|on|to)\s+(?:the\s+)?(?:(?:left|right|both)\s
 
 def _sites(fact: Fact, text: str) -> list[str]:
     """Site words to look up in a table or under a main term, best first: an anatomical
-    adjective ("testicular"), the words after the fact ("of the left testis"), else a site
-    word of the term itself ("colon cancer"), else the site named nearest in its sentence
-    ("the testicle ... occupied by a tumor")."""
+    adjective ("testicular"), the words after the fact ("of the left testis"), else for a
+    history a site word of the term itself ("colon cancer"), else the site named nearest in
+    its sentence ("the testicle ... occupied by a tumor")."""
     sites: list[str] = []
     after, noun = documented_site(fact, text)
     if after:
@@ -286,7 +286,10 @@ def _sites(fact: Fact, text: str) -> list[str]:
         sites += [" ".join(words[:2]), words[0]] if words else []
     if noun:
         sites.insert(0, noun)
-    own = _site_words().search(fact.normalized or "")  # "colon cancer": the term's own site
+    # A relative's or a past "colon cancer": the term's own site, not the next relative's
+    # (a current one keeps the Index's own sub-term: "Tumor > testicular").
+    own = _site_words().search(fact.normalized or "") \
+        if fact.assertion in ("family", "historical") else None
     if not sites and own:
         sites.append(own.group(1).lower())
     if not sites:

@@ -65,14 +65,14 @@ class IndexPathRow:
 
 
 def sited_main_terms(db: sqlite3.Connection) -> frozenset[str]:
-    """One-word main terms the Index gives no code of their own, only by site or kind
+    """Main terms the Index gives no code of their own, only by site or kind
     ("Cyst > kidney", "Stenosis, stenotic > aortic"): a coder needs the sub-term."""
     titles = db.execute(
         "SELECT m.title FROM index_terms m JOIN index_terms c ON c.parent_id = m.id "
         "WHERE m.level = 0 AND m.source = 'index' AND m.code IS NULL AND m.see IS NULL "
         "GROUP BY m.id HAVING count(c.id) >= 5")
     words = (_first_word(title) for (title,) in titles)
-    return frozenset(w for w in words if w.isalpha())
+    return frozenset(w for w in words if w.replace(" ", "").isalpha())  # "foreign body"
 
 
 def _first_word(title: str) -> str:

@@ -497,3 +497,11 @@ def test_family_history_of_a_malignancy_by_its_site(coder) -> None:  # type: ign
     # A melanoma is coded from its own Index entries, not the table's skin row (C44).
     assert codes(coder("Malignant melanoma of the skin of the back.", "inpatient"))[0][:3] \
         == "C43"
+
+
+def test_a_main_term_without_a_code_needs_its_site(coder) -> None:  # type: ignore[no-untyped-def]
+    # "Foreign body" has no code of its own: "Sensation > foreign body" (R09.A0) is no
+    # answer for a foreign body found in a biopsy.
+    r = coder("The biopsy showed foreign body inclusions.", "inpatient")
+    assert not any(c.startswith("R09") for c in codes(r))
+    assert codes(coder("Small bilateral psoas abscess.", "inpatient")) == ["K68.12"]

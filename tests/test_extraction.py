@@ -405,6 +405,16 @@ def test_a_history_of_some_months_is_present(extractor: Extractor) -> None:
     assert said("History of breast cancer.") == {"breast cancer": "historical"}
 
 
+def test_ruled_out_and_excluded_are_negated(extractor: Extractor) -> None:
+    def said(text: str) -> dict[str, str]:
+        return {f.text: f.assertion for f in extractor.extract(make_note(text)).facts}
+    assert said("Echocardiography was performed, ruling out endocarditis.") == {
+        "endocarditis": "negated"}
+    assert set(said("Tuberculosis and pneumonia were excluded.").values()) == {"negated"}
+    # A work-up still open is uncertain, not negated.
+    assert said("To rule out pneumonia, a chest x-ray was done.")["pneumonia"] == "possible"
+
+
 def test_neither_nor_negates(extractor: Extractor) -> None:
     r = extractor.extract(make_note("Neither fever nor cough. No rash nor dyspnea. Nausea."))
     assertions = {f.text: f.assertion for f in r.facts}

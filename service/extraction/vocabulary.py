@@ -65,7 +65,8 @@ def index_vocabulary(codebook: Path, stopwords: set[str]) -> list[Concept]:
     for term, kind, normalized in inverted:
         candidates.setdefault(term, (kind, normalized))
     for term in sited:
-        candidates.setdefault(term, ("condition", term))
+        if " " not in term:  # "foreign body" is in the curated lexicon; "lack of" is none
+            candidates.setdefault(term, ("condition", term))
     concepts = []
     for term, (kind, normalized) in sorted(candidates.items()):
         if term in stopwords or len(term) < 4 or term.isdigit():

@@ -505,3 +505,11 @@ def test_a_main_term_without_a_code_needs_its_site(coder) -> None:  # type: igno
     r = coder("The biopsy showed foreign body inclusions.", "inpatient")
     assert not any(c.startswith("R09") for c in codes(r))
     assert codes(coder("Small bilateral psoas abscess.", "inpatient")) == ["K68.12"]
+
+
+def test_pain_at_a_site_the_note_words_its_own_way(coder) -> None:  # type: ignore[no-untyped-def]
+    # "hemiscrotum" holds "scrotum", "hypochondrium" is the upper abdomen, "her left eye" is
+    # the eye, "anal" is the anus: each the Index's "Pain > <site>".
+    text = ("He had pain in the right hemiscrotum. She had pain in the right hypochondrium. "
+            "A woman with pain in her left eye. He had anal pain.")
+    assert codes(coder(text, "inpatient")) == ["N50.82", "R10.11", "H57.12", "K62.89"]

@@ -60,7 +60,8 @@ SITE_AFTER = re.compile(r"\s+((?:of|in|on|to)\s+(?:the\s+)?[a-z][a-z \-]{2,80}?)
 SITE_BEFORE = re.compile(r"\b([A-Za-z]+)\s+$")
 
 BOTH = re.compile(r"\bboth\s+", re.I)
-SIDE_WORD = re.compile(r"\b(?:right|left|bilateral)\s+", re.I)
+# The side, and whose site it is: "in her left eye" is "in the eye" for the Index.
+SIDE_WORD = re.compile(r"\b(?:right|left|bilateral|his|her|their|its)\s+", re.I)
 # "on" names a site only with a determiner or a side ("on the back", "on his left arm").
 NOT_A_SITE = re.compile(r"on\s+(?!(?:the|his|her|their|its|left|right|both)\b)", re.I)
 
@@ -148,7 +149,7 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
     site = _site_words().search(after) if after else None
     if site:
         noun = _site_adjectives().get(site.group(1).lower(), site.group(1).lower())
-        if noun not in after.lower() and noun not in term.lower():
+        if not re.search(rf"\b{re.escape(noun)}\b", f"{after} {term}", re.I):  # "hemiscrotum"
             queries.append(("term+site", f"{term} {noun}"))
     # An injury's site may be written apart from it: "a fall ... fractured her left hip".
     if fact.kind == "injury" and not after and not noun \
@@ -271,7 +272,8 @@ NEOPLASM_COLUMNS = [
     (re.compile(r"uncertain behavior", re.I), "uncertain_behavior"),
     (re.compile(r"neoplasm|tumou?r|neoplasia", re.I), "unspecified_behavior"),
 ]
-SITE_WORDS = re.compile(r"^(?:of|in|on|to)\s+(?:the\s+)?(?:(?:left|right|both)\s+)?", re.I)
+SITE_WORDS = re.compile(r"^(?:of|in|on|to)\s+(?:(?:the|his|her|their|its)\s+)?"
+                        r"(?:(?:left|right|both)\s+)?", re.I)
 
 
 def _sites(fact: Fact, text: str) -> list[str]:

@@ -285,6 +285,8 @@ def test_bilateral_without_a_bilateral_code_is_right_and_left(coder) -> None:  #
     assert codes(coder("Pain in both wrists.", "inpatient")) == ["M25.531", "M25.532"]
     # A bilateral code exists: it is the one code.
     assert codes(coder("Hypermetropia in both eyes.", "inpatient")) == ["H52.03"]
+    # "bilateral" inside a condition's name is no side to take away.
+    assert codes(coder("Bitemporal hemianopsia.", "inpatient")) == ["H53.47"]
 
 
 def test_hemiplegia_side_is_dominant_by_the_guideline_default(coder) -> None:  # type: ignore[no-untyped-def]

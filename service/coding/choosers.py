@@ -456,10 +456,24 @@ def _fix_laterality(codebook: Codebook, code: str, fact: Fact) -> tuple[str, boo
         title = sibling.title.lower()
         if documented and re.search(rf"\b{documented}\b", title):
             return sibling.code, False
+        # "Heteronymous bilateral field defects" names no side: "Unspecified visual field
+        # defects" is another condition, not its unspecified side.
         if not documented and "unspecified" in title \
-                and not re.search(r"\b(?:left|right|bilateral)\b", title):
+                and not re.search(r"\b(?:left|right|bilateral)\b", title) \
+                and (coded != "bilateral" or _side_stem(title) == _side_stem(row.title)):
             return sibling.code, True
     return code, documented is None
+
+
+SIDE_OR_UNSPECIFIED = re.compile(r"\b(?:right|left|bilateral|unspecified)\b"
+                                 r"(?:\s+(?:eye|ear|side)s?\b)?\s*", re.I)
+
+
+def _side_stem(title: str) -> str:
+    """A title without its side: "Pain in right hip" and "Pain in unspecified hip" are
+    one condition at two sides; "Hypermetropia, right eye" and "Hypermetropia, bilateral"
+    too."""
+    return SIDE_OR_UNSPECIFIED.sub("", title.lower()).strip(" ,")
 
 
 DOMINANCE = re.compile(r"\b(?:non-?)?dominant\b", re.I)

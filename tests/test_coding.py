@@ -515,3 +515,10 @@ def test_pain_at_a_site_the_note_words_its_own_way(coder) -> None:  # type: igno
     text = ("He had pain in the right hemiscrotum. She had pain in the right hypochondrium. "
             "A woman with pain in her left eye. He had anal pain.")
     assert codes(coder(text, "inpatient")) == ["N50.82", "R10.11", "H57.12", "K62.89"]
+
+
+def test_diabetes_type_written_after_the_term(coder) -> None:  # type: ignore[no-untyped-def]
+    # "type I" apart from "Diabetes Mellitus" is a modifier: it goes into the query, and
+    # "Borderline > diabetes mellitus" (prediabetes) is never the answer to a contradiction.
+    assert codes(coder("History of Diabetes Mellitus type I.", "inpatient")) == ["E10.9"]
+    assert codes(coder("Diabetes mellitus type II.", "inpatient")) == ["E11.9"]

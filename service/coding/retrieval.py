@@ -35,7 +35,7 @@ PHRASES = {
     "ulcer_stage": "stage {v}", "severity": "{v}", "exacerbation": "{v}",
     "fracture_type": "{v}", "displacement": "{v}", "healing": "with {v}",
     "encounter": "{v} encounter", "diabetes_control": "{v}", "trimester": "{v} trimester",
-    "tobacco_product": "{v}",
+    "tobacco_product": "{v}", "diabetes_type": "{v}",
 }
 
 

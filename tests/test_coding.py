@@ -522,3 +522,9 @@ def test_diabetes_type_written_after_the_term(coder) -> None:  # type: ignore[no
     # "Borderline > diabetes mellitus" (prediabetes) is never the answer to a contradiction.
     assert codes(coder("History of Diabetes Mellitus type I.", "inpatient")) == ["E10.9"]
     assert codes(coder("Diabetes mellitus type II.", "inpatient")) == ["E11.9"]
+
+
+def test_a_site_goes_under_the_terms_head_noun(coder) -> None:  # type: ignore[no-untyped-def]
+    # "lithiasis" is a urinary calculus; at the kidney the Index reads "Calculus > kidney".
+    assert codes(coder("Kidney lithiasis.", "inpatient")) == ["N20.0"]
+    assert codes(coder("Lithiasis.", "inpatient")) == ["N20.9"]

@@ -151,6 +151,14 @@ def fact_queries(fact: Fact, extraction: Extraction, text: str = "",
         noun = _site_adjectives().get(site.group(1).lower(), site.group(1).lower())
         if not re.search(rf"\b{re.escape(noun)}\b", f"{after} {term}", re.I):  # "hemiscrotum"
             queries.append(("term+site", f"{term} {noun}"))
+    # The Index lists a site under the main term, the term's head noun: "kidney lithiasis"
+    # (urinary calculus) is "Calculus > kidney", not "Calculus > urinary".
+    site_noun = _site_adjectives().get(site.group(1).lower(), site.group(1).lower()) \
+        if site else noun
+    head = term.split()[-1] if " " in term else ""
+    if site_noun and head and not _site_words().fullmatch(head) \
+            and site_noun.lower() not in term.lower():
+        queries.append(("term+site", f"{head} {site_noun}"))
     # An injury's site may be written apart from it: "a fall ... fractured her left hip".
     if fact.kind == "injury" and not after and not noun \
             and (elsewhere := sentence_site(fact, text)) and elsewhere not in term.lower():

@@ -528,3 +528,8 @@ def test_a_site_goes_under_the_terms_head_noun(coder) -> None:  # type: ignore[n
     # "lithiasis" is a urinary calculus; at the kidney the Index reads "Calculus > kidney".
     assert codes(coder("Kidney lithiasis.", "inpatient")) == ["N20.0"]
     assert codes(coder("Lithiasis.", "inpatient")) == ["N20.9"]
+
+
+def test_herpes_simplex_is_the_infection_not_a_vector_neighbour(coder) -> None:  # type: ignore[no-untyped-def]
+    # "Herpes simplex myelitis" (B00.82) names a manifestation the note does not document.
+    assert codes(coder("Herpes simplex.", "inpatient")) == ["B00.9"]

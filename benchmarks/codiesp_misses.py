@@ -11,6 +11,7 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -32,6 +33,24 @@ from service.evaluation.datasets import load_codiesp  # noqa: E402
 from service.evaluation.runner import gold_billable  # noqa: E402
 from service.extraction.note_input import make_note  # noqa: E402
 
+STOP = frozenset("other unspecified specified disease disorder disorders without with elsewhere "
+                 "classified of and or the in not nos nec due to condition conditions type acute "
+                 "chronic left right site part".split())
+
+
+def _worded(codebook, code: str, note: str) -> bool:  # type: ignore[no-untyped-def]
+    """Does the note hold every content word (5-letter stems) of some Index path, title or
+    inclusion term of the code or of its subcodes?"""
+    said = {w[:5] for w in re.findall(r"[a-z]+", note.lower())}
+    rows = codebook.db.execute("SELECT text FROM lexicon WHERE code = ? OR (code LIKE ? AND "
+                               "length(code) <= ?)", (code, f"{code}%", len(code) + 2))
+    for (text,) in rows:
+        stems = {w[:5] for w in re.findall(r"[a-z]+", text.lower())
+                 if len(w) >= 4 and w not in STOP}
+        if stems and stems <= said:
+            return True
+    return False
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -50,6 +69,7 @@ def main() -> None:
         metrics.REPLACED.update(replaced_since(load_conversion_table(table), 2018))
     outcome: Counter[str] = Counter()
     unreached: Counter[str] = Counter()
+    worded: Counter[bool] = Counter()  # never reached: is the code's Index wording in the note?
     for case in cases:
         r = code_note(make_note(case.text, setting=case.setting), extractor, index,
                       registry.embedder, chooser)
@@ -70,6 +90,7 @@ def main() -> None:
             else:
                 outcome["never reached (no extracted fact leads to it)"] += 1
                 unreached[gold] += 1
+                worded[_worded(index.codebook, gold, case.text)] += 1
     total = sum(outcome.values())
     lines = [f"{len(cases)} CodiEsp {args.split} notes, {total} gold codes, rules chooser "
              "(`python benchmarks/codiesp_misses.py --write`).", "",
@@ -79,6 +100,16 @@ def main() -> None:
               for code in unreached}
     lines += ["", "Most frequent never-reached gold codes: " + ", ".join(
         f"{code} ({titles[code]}) {n}" for code, n in unreached.most_common(12)) + "."]
+    never = sum(worded.values())
+    reached = outcome["coded"] + outcome["reached, another code chosen"]
+    ceiling = reached + worded[True] + outcome["only a negated or hypothetical mention reaches it"]
+    lines += ["", f"Of the {never} never-reached gold codes, {worded[False]} "
+              f"({worded[False] / max(never, 1):.0%}) have no Index or Tabular wording of theirs "
+              "(every content word of one of the code's Index paths, titles or inclusion terms) "
+              "anywhere in the English note: the translation lost the mention, or the "
+              "annotator coded from the Spanish. If every never-reached code whose wording is "
+              "in the note, and every code only a negated mention reaches, were reached, "
+              f"recall would be {ceiling / max(total, 1):.3f}."]
     print("\n".join(lines))
     if args.write:
         replace_section("coding-misses", "\n".join(lines))
@@ -86,3 +117,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

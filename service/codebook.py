@@ -95,7 +95,7 @@ class Codebook:
         self._paths: dict[tuple[str, str], str | None] = {}  # index_code answers
         self._children_of: dict[tuple[str, str], list[tuple[str, str]]] = {}
         # term → (its main entry, its "specified organ" sub-term, the main entry it sees)
-        self._by_site: dict[str, tuple[str, str, str] | None] = {}
+        self._by_site: dict[str, tuple[str, str, str]] | None = None
         self._classifiable: dict[str, list[tuple[str, list[str]]]] = {}
         self.meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
 
@@ -263,12 +263,13 @@ class Codebook:
         """The code the Alphabetic Index prints at a path ("Infection, infected, infective >
         bacterial NOS > ... > Streptococcus"), or None when the year has no such path.
         `source` "eindex": the External Cause Index."""
-        if (source, path) not in self._paths:  # no index on path: a scan, each read once
-            row = self.db.execute("SELECT code_ref FROM index_terms WHERE source = ? "
-                                  "AND path = ? AND code_ref IS NOT NULL LIMIT 1",
-                                  (source, path)).fetchone()
-            self._paths[(source, path)] = row[0] if row else None
-        return self._paths[(source, path)]
+        with self._lock:  # no index on path: all paths read once (~90k), not a scan a call
+            if not self._paths:
+                for src, p, code in self.db.execute(
+                        "SELECT source, path, code_ref FROM index_terms WHERE code_ref IS NOT "
+                        "NULL ORDER BY id"):
+                    self._paths.setdefault((src, p), code)
+        return self._paths.get((source, path))
 
     def index_children(self, path: str, source: str = "index") -> list[tuple[str, str]]:
         """(title, code) of the sub-terms printed under an Index path."""
@@ -285,24 +286,21 @@ class Codebook:
         testis" (N50.9). None when the term lists the site itself ("Mass > kidney"), has no
         such sub-term, or "Disease" no entry named the site."""
         term = term.lower()
-        if term not in self._by_site:
-            row = self.db.execute(
-                "SELECT p.path, c.path, c.see FROM index_terms p JOIN index_terms c "
-                "ON c.parent_id = p.id "
-                "WHERE p.source = 'index' AND p.level = 0 AND lower(p.title) = ? "
-                "AND c.see = 'Disease, by site' AND (c.title LIKE 'specified organ%' OR "
-                "c.title LIKE 'organ or site%') LIMIT 1",
-                (term,)).fetchone()
-            main = None
-            if row:
-                target = row[2].removesuffix(", by site")
-                found = self.db.execute(
+        with self._lock:  # the few terms that say "see Disease, by site", read once
+            if self._by_site is None:
+                self._by_site = {}
+                disease = self.db.execute(  # "Disease, diseased"
                     "SELECT path FROM index_terms WHERE source = 'index' AND level = 0 AND "
-                    "(title = ? OR title LIKE ?) ORDER BY length(title) LIMIT 1",
-                    (target, f"{target},%")).fetchone()
-                main = (row[0], row[1], found[0]) if found else None
-            self._by_site[term] = main
-        found = self._by_site[term]
+                    "(title = 'Disease' OR title LIKE 'Disease,%') ORDER BY length(title) "
+                    "LIMIT 1").fetchone()
+                rows = self.db.execute(
+                    "SELECT lower(p.title), p.path, c.path FROM index_terms p JOIN "
+                    "index_terms c ON c.parent_id = p.id WHERE p.source = 'index' AND "
+                    "p.level = 0 AND c.see = 'Disease, by site' AND (c.title LIKE "
+                    "'specified organ%' OR c.title LIKE 'organ or site%') ORDER BY c.id")
+                for title, main, sub in rows if disease else ():
+                    self._by_site.setdefault(title, (main, sub, disease[0]))
+        found = self._by_site.get(term)
         if found is None:
             return None
         site = site.lower()

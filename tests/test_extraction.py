@@ -382,37 +382,38 @@ def test_findings_written_as_words_of_the_exam(extractor: Extractor) -> None:
     assert found["cigarettes per day"] == "nicotine dependence cigarettes"
 
 
+def said(extractor: Extractor, text: str) -> dict[str, str]:
+    """Each fact's text and assertion."""
+    return {f.text: f.assertion for f in extractor.extract(make_note(text)).facts}
+
+
 def test_relatives_as_reporters_are_no_family_history(extractor: Extractor) -> None:
-    def said(text: str) -> dict[str, str]:
-        return {f.text: f.assertion for f in extractor.extract(make_note(text)).facts}
-    assert said("The family reported vomiting.") == {"vomiting": "present"}
-    assert said("His mother noticed a fever.") == {"fever": "present"}
-    assert said("Seen by his family doctor for nausea.") == {"nausea": "present"}
+    assert said(extractor, "The family reported vomiting.") == {"vomiting": "present"}
+    assert said(extractor, "His mother noticed a fever.") == {"fever": "present"}
+    assert said(extractor, "Seen by his family doctor for nausea.") == {"nausea": "present"}
     # In a pediatric note the child is the patient; "Child's B" is a liver score.
-    assert said("The child had a fever and cough.") == {"fever": "present", "cough": "present"}
-    assert said("Cirrhosis, Child's B8.") == {"Cirrhosis": "present"}
-    assert said("His mother had breast cancer.") == {"breast cancer": "family"}
-    assert said("In his family there were cases of glaucoma.") == {"glaucoma": "family"}
-    assert said("Family history: diabetes.") == {"diabetes": "family"}
+    assert said(extractor, "The child had a fever and cough.") == {"fever": "present",
+                                                                   "cough": "present"}
+    assert said(extractor, "Cirrhosis, Child's B8.") == {"Cirrhosis": "present"}
+    assert said(extractor, "His mother had breast cancer.") == {"breast cancer": "family"}
+    assert said(extractor, "In his family there were cases of glaucoma.") == {"glaucoma": "family"}
+    assert said(extractor, "Family history: diabetes.") == {"diabetes": "family"}
 
 
 def test_a_history_of_some_months_is_present(extractor: Extractor) -> None:
-    def said(text: str) -> dict[str, str]:
-        return {f.text: f.assertion for f in extractor.extract(make_note(text)).facts}
-    assert said("A 2-month history of cough.") == {"cough": "present"}
-    assert said("He had a 3 week history of fever.") == {"fever": "present"}
-    assert said("Long history of smoking.") == {"smoking": "present"}
-    assert said("History of breast cancer.") == {"breast cancer": "historical"}
+    assert said(extractor, "A 2-month history of cough.") == {"cough": "present"}
+    assert said(extractor, "He had a 3 week history of fever.") == {"fever": "present"}
+    assert said(extractor, "Long history of smoking.") == {"smoking": "present"}
+    assert said(extractor, "History of breast cancer.") == {"breast cancer": "historical"}
 
 
 def test_ruled_out_and_excluded_are_negated(extractor: Extractor) -> None:
-    def said(text: str) -> dict[str, str]:
-        return {f.text: f.assertion for f in extractor.extract(make_note(text)).facts}
-    assert said("Echocardiography was performed, ruling out endocarditis.") == {
+    assert said(extractor, "Echocardiography was performed, ruling out endocarditis.") == {
         "endocarditis": "negated"}
-    assert set(said("Tuberculosis and pneumonia were excluded.").values()) == {"negated"}
+    assert set(said(extractor, "Tuberculosis and pneumonia were excluded.").values()) == {"negated"}
     # A work-up still open is uncertain, not negated.
-    assert said("To rule out pneumonia, a chest x-ray was done.")["pneumonia"] == "possible"
+    workup = said(extractor, "To rule out pneumonia, a chest x-ray was done.")
+    assert workup["pneumonia"] == "possible"
 
 
 def test_neither_nor_negates(extractor: Extractor) -> None:

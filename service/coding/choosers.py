@@ -85,8 +85,8 @@ class RulesChooser:
         fact = retrieval.fact
         labels = [label for label, _ in retrieval.queries]
         if fact.assertion == "family":
-            return _history_of_malignancy(retrieval, codebook, "family") \
-                or _family_history(retrieval, codebook)
+            return _family_malignancy(retrieval, codebook) or _family_history(retrieval,
+                                                                              codebook)
         if (fact.normalized or "") in codebook.sited_terms():
             primary = _sited(retrieval, labels)
         elif labels[0] == "history" and not NEOPLASM_TERM.search(fact.normalized or ""):
@@ -199,26 +199,22 @@ def _sited(retrieval: FactRetrieval, labels: list[str]) -> Candidate | None:
 FAMILY_SPECIFIED = "History > family > disease or disorder > specified NEC"
 
 
-HISTORY_CATEGORY = {"family": "Z80", "personal": "Z85"}
 PAREN = re.compile(r"\s*\([^)]*\)")
 
 
-def _history_of_malignancy(retrieval: FactRetrieval, codebook: Codebook, whose: str
-                           ) -> Choice | None:
-    """A family (Z80) or personal (Z85) history of a malignancy at the site the Neoplasm
-    table gives it: "mother with colon cancer" → C18.9 → Z80.0, the entry "Conditions
-    classifiable to C15-C26"; the Index's "History > family > malignant neoplasm > prostate"
-    names the subcode where the Tabular entry does not."""
+def _family_malignancy(retrieval: FactRetrieval, codebook: Codebook) -> Choice | None:
+    """A family history of a malignancy (Z80) at the site the Neoplasm table gives it:
+    "mother with colon cancer" → C18.9 → Z80.0, the entry "Conditions classifiable to
+    C15-C26"; the Index's "History > family > malignant neoplasm > prostate" names the
+    subcode where the Tabular entry does not (Z80.4 → Z80.42)."""
     table = next((c for c in retrieval.candidates if c.source == "neoplasm_table"
                   and c.code.startswith("C")), None)
-    if table is None:
-        return None
-    code = codebook.classifiable_history(HISTORY_CATEGORY[whose], table.code)
-    if code is None:
+    code = codebook.classifiable_history("Z80", table.code) if table else None
+    if table is None or code is None:
         return None
     site = PAREN.sub("", table.matched.split(" > ")[1]).split(",")[0].strip().lower() \
         if " > " in table.matched else ""
-    path = f"History > {whose} > malignant neoplasm > {site}"
+    path = f"History > family > malignant neoplasm > {site}"
     named = codebook.index_code(path) if site else None
     if named and named.startswith(code):
         code, how = named, f"Index '{path}'"
@@ -229,7 +225,7 @@ def _history_of_malignancy(retrieval: FactRetrieval, codebook: Codebook, whose: 
     if row is None:
         return None
     return Choice(code=code, title=row.title, confidence=round(min(1.0, table.score), 3),
-                  reason=f"{whose} history of {table.code} ({table.matched}); {how}",
+                  reason=f"family history of {table.code} ({table.matched}); {how}",
                   matched=table.matched, source="neoplasm_table")
 
 

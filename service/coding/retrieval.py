@@ -94,6 +94,8 @@ def _site_words() -> re.Pattern[str]:
 
 NEOPLASM_TERM = re.compile(r"cancer|carcinoma|malignan|neoplasm|tumou?r|sarcoma|lymphoma|"
                            r"leukemia|melanoma|metasta", re.I)
+
+
 def sentence_of(text: str, fact: Fact) -> str:
     """The sentence (or clause up to ';') the fact is in."""
     start = max(text.rfind(c, 0, fact.start) for c in ".;\n") + 1

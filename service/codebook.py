@@ -80,6 +80,12 @@ def _first_word(title: str) -> str:
     return re.sub(r"\s*\(.*", "", title.split(",")[0]).strip().lower()
 
 
+# Index sub-terms that name a side ("Loss > vision, visual > both eyes").
+SIDE_SUBTERMS = {"left": ("left",), "right": ("right",),
+                 "bilateral": ("bilateral", "both eyes", "both ears", "both sides")}
+ONE_SIDE = ("one eye", "one ear", "one side", "unilateral")
+
+
 class Codebook:
     def __init__(self, path: Path) -> None:
         if not path.exists():
@@ -279,6 +285,30 @@ class Codebook:
                 "c.parent_id = p.id WHERE p.source = ? AND p.path = ? AND "
                 "c.code_ref IS NOT NULL ORDER BY c.id", (source, path)).fetchall()
         return self._children_of[(source, path)]
+
+    def side_subterm(self, code: str, side: str) -> str | None:
+        """The code an Index entry of `code` prints under the documented side, where the
+        Tabular keeps the sides apart from the code: "Loss > vision, visual" (H54.7) >
+        one eye > left → H54.62, > both eyes → H54.3. None when no entry lists the side."""
+        names = SIDE_SUBTERMS.get(side, ())
+        for row in self.index_paths_to(code):
+            if row.source != "index":
+                continue
+            kids = self._subterms(row.term_id)
+            found = next((kids[n][1] for n in names if n in kids), None)
+            for one in ONE_SIDE if found is None and side in ("left", "right") else ():
+                if one in kids:  # "one eye > left"
+                    found = self._subterms(kids[one][0]).get(side, (0, None))[1]
+                    break
+            if found is not None and found != code and self.get(found) is not None:
+                return found
+        return None
+
+    def _subterms(self, term_id: int) -> dict[str, tuple[int, str | None]]:
+        """Lower-cased title → (id, code) of an Index term's sub-terms (by parent id: the
+        path column has no index)."""
+        return {title.lower(): (tid, code) for tid, title, code in self.db.execute(
+            "SELECT id, title, code_ref FROM index_terms WHERE parent_id = ?", (term_id,))}
 
     def unlisted_site_entry(self, term: str, site: str) -> tuple[str, str] | None:
         """(path, code) where the Index sends a term at a site it does not list: "Mass >

@@ -289,6 +289,14 @@ def test_bilateral_without_a_bilateral_code_is_right_and_left(coder) -> None:  #
     assert codes(coder("Bitemporal hemianopsia.", "inpatient")) == ["H53.47"]
 
 
+def test_a_side_the_index_lists_under_the_term(coder) -> None:  # type: ignore[no-untyped-def]
+    # "Loss > vision, visual" H54.7 > one eye > left H54.62, > both eyes H54.3: the Tabular
+    # keeps the sides in other subcategories (H54.6-, H54.3), not among H54.7's siblings.
+    assert codes(coder("Sudden loss of vision in his left eye.", "inpatient")) == ["H54.62"]
+    assert codes(coder("Bilateral vision loss.", "inpatient")) == ["H54.3"]
+    assert codes(coder("Loss of vision.", "inpatient")) == ["H54.7"]
+
+
 def test_hemiplegia_side_is_dominant_by_the_guideline_default(coder) -> None:  # type: ignore[no-untyped-def]
     # Guidelines I.C.6.a: no handedness documented → right dominant, left nondominant.
     assert codes(coder("Left hemiparesis.", "inpatient")) == ["G81.94"]

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from service.coding.calibration import calibrate, fit_logistic
+from service.coding.calibration import (
+    PATH,
+    calibrate,
+    calibration_path,
+    features,
+    fit_logistic,
+    llm_rows,
+)
 from service.evaluation import metrics
 from service.evaluation.conversion import (
     ConversionTableError,
@@ -99,6 +106,16 @@ def test_recall_at_k_and_calibration() -> None:
     assert metrics.flag_counts([p, p]) == {"needs_query": 2}
 
 
+def test_codes_are_counted_by_what_decided_them() -> None:
+    p = pred(("E11.22", "I10"), [("E11.22", 0.9), ("I12.9", 0.8), ("R52", 0.5)], [])
+    p.signals = [{"model_agrees": 1.0, "model_overrides": 0.0},
+                 {"model_agrees": 0.0, "model_overrides": 1.0}, {}]
+    assert metrics.decided_by([p]) == {
+        "model, agreeing with the rules": {"codes": 1, "correct": 1.0},
+        "model, overriding the rules": {"codes": 1, "correct": 0.0},
+        "rules": {"codes": 1, "correct": 0.0}}
+
+
 def test_loaders(tmp_path: Path) -> None:
     path = tmp_path / "notes.jsonl"
     path.write_text(json.dumps({"id": "a", "text": "DM2.", "codes": ["e11.9", "E11.9"]})
@@ -165,3 +182,24 @@ def test_logistic_calibration_recovers_the_rates_it_was_fit_on(tmp_path: Path) -
     assert calibrate({"score": 1.0, "index_path": 0.0}, path) == pytest.approx(0.3, abs=0.01)
     # No fit installed: the raw score.
     assert calibrate({"score": 0.77}, tmp_path / "absent.json") == 0.77
+
+
+def test_llm_calibration_adds_the_models_agreement_to_the_rules_fit(tmp_path: Path) -> None:
+    def signals(model_pick: str) -> dict[str, float]:
+        return features("R52", "Pain, unspecified", 1.0, "index", ["symptom"], ["curated"],
+                        [None], [], False, model_pick)
+    # A model that agrees with the rules is right 80% of the time, one that overrides 10%.
+    agrees, overrides = signals("agrees"), signals("overrides")
+    rows = llm_rows([agrees] * 100 + [overrides] * 100)
+    labels = [i % 10 < 8 for i in range(100)] + [i % 10 < 1 for i in range(100)]
+    weights, bias = fit_logistic(rows, labels, l2=0.01)
+    path = tmp_path / "llm_fit.json"
+    path.write_text(json.dumps({"bias": bias, "weights": weights, "model": "qwen-test"}),
+                    encoding="utf-8")
+    assert calibrate(agrees, path) == pytest.approx(0.8, abs=0.02)
+    assert calibrate(overrides, path) == pytest.approx(0.1, abs=0.02)
+    # Used for the model it was fit on only; the rules chooser keeps its own fit.
+    assert calibration_path("llm", "qwen-test", path) == path
+    assert calibration_path("llm", "another-model", path) == PATH
+    assert calibration_path("rules", None, path) == PATH
+    assert calibrate(signals(""), PATH) == calibrate(agrees, PATH)  # the rules fit ignores it

@@ -4,9 +4,13 @@ it with the `llm` extra)."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,7 @@ from medcode.settings import Settings, get_settings
 from service.coding.choosers import Choice
 from service.coding.coder import code_note
 from service.coding.factory import make_chooser
-from service.coding.llm_chooser import ambiguous, parse_answer
+from service.coding.llm_chooser import ambiguous, parse_answer, rules_first
 from service.coding.models import Candidate
 from service.extraction.note_input import make_note
 from service.extraction.pipeline import Extractor
@@ -90,6 +94,102 @@ def test_ambiguity_test() -> None:
     assert not ambiguous([cand("E11", 0.97), cand("E11.9", 0.96)], sure)
     assert ambiguous([cand("I10", 0.97)], Choice(code="I10", title="", confidence=0.6,
                                                 reason=""))
+
+
+def test_the_rules_choice_is_shown_first() -> None:
+    def cand(code: str) -> Candidate:
+        return Candidate(code=code, title=code, billable=True, score=0.9, matched=code,
+                         source="index", found_by=["term"])
+    options = [cand("K46.9"), cand("K40.9"), cand("K40.90"), cand("M62.89")]
+    picked = Choice(code="K40.90", title="", confidence=0.8, reason="")
+    ordered, c1_is_rules = rules_first(options, picked)
+    assert [c.code for c in ordered] == ["K40.90", "K46.9", "K40.9", "M62.89"] and c1_is_rules
+    # Narrowed from a category candidate: that candidate goes first.
+    ordered, _ = rules_first(options[:2], Choice(code="K40.91", title="", confidence=0.8,
+                                                 reason=""))
+    assert ordered[0].code == "K40.9"
+    # No rules choice, or one from no candidate: the order is kept, and C1 is not theirs.
+    assert rules_first(options, None) == (options, False)
+    assert rules_first(options, Choice(code="I10", title="", confidence=1.0, reason="")
+                       ) == (options, False)
+
+
+class ScriptedModel(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat endpoint that answers the candidate id of the line holding
+    `target`: which code a model picks is then known, so its handling can be checked."""
+
+    target = ""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][-1]["content"]
+        found = re.search(rf"^(C\d+): {re.escape(self.target)} ", prompt, re.M)
+        answer = json.dumps({"choice": found.group(1) if found else "NONE",
+                             "confidence": 0.9, "reason": "scripted"})
+        data = json.dumps({"id": "x", "object": "chat.completion", "created": 0,
+                           "model": "scripted", "choices": [{
+                               "index": 0, "finish_reason": "stop",
+                               "message": {"role": "assistant", "content": answer}}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                     "total_tokens": 2}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def scripted_model() -> Iterator[tuple[str, type[ScriptedModel]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), ScriptedModel)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1", ScriptedModel
+    server.shutdown()
+
+
+@pytest.mark.parametrize(("target", "code", "pick"), [
+    ("M25.56", "M25.562", "agrees"),  # the category, narrowed by the documented side
+    ("M25.561", "M25.561", "overrides"),  # the right knee, against the note
+])
+def test_a_models_pick_is_marked_as_agreeing_or_overriding(  # type: ignore[no-untyped-def]
+        index_and_extractor, scripted_model, target: str, code: str, pick: str) -> None:
+    pytest.importorskip("llama_index.llms.openai_like",
+                        reason="llama-index-llms-openai-like is not installed")
+    registry, index, extractor = index_and_extractor
+    base, model = scripted_model
+    model.target = target
+    settings = Settings(chooser="llm", llm_api_base=base, llm_model="scripted", llm_scope="all")
+    r = code_note(make_note("L knee pain.", setting="outpatient"), extractor, index,
+                  registry.embedder, make_chooser(settings))
+    (coded,) = r.codes
+    assert coded.code == code
+    assert coded.confidence_signals[f"model_{pick}"] == 1.0
+    assert "scripted (stated 0.9): scripted" in r.facts[0].reason
+    if pick == "overrides":
+        # The rules chooser's code is listed as passed over, and the confidence reflects
+        # how rarely an overriding answer is right (no llm fit for this model: rules fit).
+        assert any(a.code == "M25.562" and "rules chooser's pick" in a.why_not
+                   for a in coded.alternatives)
+        assert 0.0 < coded.confidence < 1.0
+
+
+def test_a_model_answering_none_says_so_in_the_facts_reason(  # type: ignore[no-untyped-def]
+        index_and_extractor, scripted_model) -> None:
+    pytest.importorskip("llama_index.llms.openai_like",
+                        reason="llama-index-llms-openai-like is not installed")
+    registry, index, extractor = index_and_extractor
+    base, model = scripted_model
+    model.target = "no such code"  # no candidate line holds it: the answer is NONE
+    settings = Settings(chooser="llm", llm_api_base=base, llm_model="scripted", llm_scope="all")
+    r = code_note(make_note("L knee pain.", setting="outpatient"), extractor, index,
+                  registry.embedder, make_chooser(settings))
+    assert r.codes == []
+    assert r.facts[0].reason == ("scripted answered NONE: scripted; the rules chooser's "
+                                 "M25.562 is not coded")
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,12 @@
 """Confidence calibration: a code's confidence is the share of codes like it that were
 right in evaluation. "Like it" is read from a few signals every result carries (the
 chooser's match score, how the code was found, the fact's kind and vocabulary, flags,
-chapter) through a logistic model in rules/confidence_calibration.json, fit by
-scripts/fit_calibration.py on a split other than the one reported. The match score alone
-calibrates poorly: most codes score 0.9–1.0 whether right or not.
+chapter, and for the llm chooser whether a model's answer agreed with the rules) through a
+logistic model fit by scripts/fit_calibration.py on a split other than the one reported:
+rules/confidence_calibration.json for the rules chooser, and
+rules/confidence_calibration_llm.json for the llm chooser with the model it was fit for.
+The match score alone calibrates poorly: most codes score 0.9–1.0 whether right or not,
+and a small model states 0.9 for nearly every answer, right or wrong.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from functools import lru_cache
 from pathlib import Path
 
 PATH = Path(__file__).parent.parent / "rules" / "confidence_calibration.json"
+LLM_PATH = PATH.with_name("confidence_calibration_llm.json")
 DIAGNOSIS_SECTIONS = {"diagnoses", "assessment", "assessment_and_plan"}
 
 
 def features(code: str, title: str, score: float, source: str, kinds: list[str],
              vocabularies: list[str], sections: list[str | None], flags: list[str],
-             combined: bool) -> dict[str, float]:
+             combined: bool, model_pick: str = "") -> dict[str, float]:
     """The signals a confidence is computed from; shown with each code."""
     return {
         "score": round(min(1.0, score), 4),
@@ -40,26 +44,52 @@ def features(code: str, title: str, score: float, source: str, kinds: list[str],
         "chapter_z": float(code[0] == "Z"),
         "injury": float(code[0] in "ST"),
         "neoplasm": float(code[0] == "C" or code[:2] in ("D0", "D1", "D2", "D3", "D4")),
+        "model_agrees": float(model_pick == "agrees"),
+        "model_overrides": float(model_pick == "overrides"),
     }
 
 
+def calibration_path(chooser: str, model: str | None, llm_path: Path = LLM_PATH) -> Path:
+    """The fit for this chooser: the llm fit only for the model it was fit on (another
+    model's answers are right at another rate); otherwise the rules chooser's."""
+    fit = _load(llm_path) if chooser == "llm" else None
+    return llm_path if fit is not None and fit.get("model") == model else PATH
+
+
 @lru_cache(maxsize=4)
-def _model(path: Path = PATH) -> tuple[dict[str, float], float] | None:
+def _load(path: Path) -> dict | None:  # type: ignore[type-arg]
     if not path.exists():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data["weights"], data["bias"]
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def calibrate(signals: dict[str, float], path: Path = PATH) -> float:
     """The fitted probability that a code with these signals is right; the raw match
     score when no fit is installed."""
-    model = _model(path)
-    if model is None:
+    fit = _load(path)
+    if fit is None:
         return round(signals["score"], 4)
-    weights, bias = model
-    z = bias + sum(weights.get(name, 0.0) * value for name, value in signals.items())
-    return round(1 / (1 + math.exp(-z)), 4)
+    return round(1 / (1 + math.exp(-logit(fit, signals))), 4)
+
+
+def logit(fit: dict, signals: dict[str, float]) -> float:  # type: ignore[type-arg]
+    weights = fit["weights"]
+    z = fit["bias"] + sum(weights.get(name, 0.0) * value for name, value in signals.items())
+    # An llm fit rescales the rules chooser's fit and adds what the model's answer says:
+    # a few hundred codes from a slow model are too few to refit every signal.
+    if "rules_logit" in weights and (base := _load(PATH)) is not None:
+        z += weights["rules_logit"] * logit(base, signals)
+    return z
+
+
+def llm_rows(signals: list[dict[str, float]]) -> list[dict[str, float]]:
+    """What an llm fit is fit on: the rules fit's logit and the model's part."""
+    base = _load(PATH)
+    if base is None:
+        raise ValueError(f"the llm calibration builds on the rules chooser's fit: {PATH} "
+                         "is missing (fit a rules report first)")
+    return [{"rules_logit": logit(base, s), "model_agrees": s.get("model_agrees", 0.0),
+             "model_overrides": s.get("model_overrides", 0.0)} for s in signals]
 
 
 def fit_logistic(rows: list[dict[str, float]], labels: list[bool], l2: float = 1.0,

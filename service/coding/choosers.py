@@ -66,6 +66,15 @@ class Choice:
     alternatives: list[Alternative] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)  # beyond its facts (a measurement)
+    # Set by the llm chooser when a model's answer decided: "agrees" (the rules chooser's
+    # code) or "overrides" (another candidate). A calibration signal: they differ in accuracy.
+    model_pick: str = ""
+
+
+@dataclass
+class Declined:
+    """A chooser's decision to code none of the candidates, with its reason."""
+    reason: str
 
 
 class Chooser(Protocol):
@@ -73,7 +82,7 @@ class Chooser(Protocol):
     model: str | None
 
     def choose(self, retrieval: FactRetrieval, codebook: Codebook,
-               date_of_service: str | None) -> Choice | None: ...
+               date_of_service: str | None) -> Choice | Declined | None: ...
 
 
 class RulesChooser:
@@ -458,6 +467,8 @@ def _fix_laterality(codebook: Codebook, code: str, fact: Fact) -> tuple[str, boo
                 and not re.search(r"\b(?:left|right|bilateral)\b", title) \
                 and (coded != "bilateral" or _side_stem(title) == _side_stem(row.title)):
             return sibling.code, True
+    if documented and coded is None and (by_side := codebook.side_subterm(code, documented)):
+        return by_side, False
     return code, documented is None
 
 

@@ -23,8 +23,8 @@ from service.coding.allergy_status import (
     add_allergy_statuses,
     status_paths,
 )
-from service.coding.calibration import calibrate, features
-from service.coding.choosers import Choice, Chooser, bilateral_pair
+from service.coding.calibration import calibrate, calibration_path, features
+from service.coding.choosers import Choice, Chooser, Declined, bilateral_pair
 from service.coding.external_cause import CAUSE_NOT_CODED, add_external_causes, is_cause
 from service.coding.models import CodedDiagnosis, CodingResult, FactOutcome, Flag
 from service.coding.queries import draft
@@ -99,10 +99,11 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
         retrieval = retrievals[fact.id]
         choice = chooser.choose(retrieval, index.codebook, note.date_of_service)
         queries = [q for _, q in retrieval.queries]
-        if choice is None:
+        if choice is None or isinstance(choice, Declined):
             outcomes.append(FactOutcome(
                 fact=fact.id, text=fact.text, assertion=fact.assertion, action="not_coded",
-                reason="no candidate matched well enough", queries=queries,
+                reason=choice.reason if choice else "no candidate matched well enough",
+                queries=queries,
                 candidates=retrieval.candidates))
             continue
         if fact.assertion == "possible":
@@ -151,6 +152,7 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
     validation = validate(index.codebook, index.year, codes, setting)
     results = []
     picked = [chosen[c] if c in chosen else fixes[c] for c in codes]  # fixes: guideline-made
+    calibration = calibration_path(chooser.name, chooser.model)
     passages = guideline_passages_many(
         index, embedder, [next((f.normalized for f in facts if f.normalized), choice.title)
                           for choice, facts in picked])
@@ -161,13 +163,10 @@ def code_note(note: NoteInput, extractor: Extractor, index: YearIndex,
         signals = features(code, title, choice.confidence, choice.source,
                            [f.kind for f in facts], [f.vocabulary for f in facts],
                            [f.section for f in facts], [f.kind for f in choice.flags],
-                           bool(choice.combined_with))
+                           bool(choice.combined_with), choice.model_pick)
         results.append(CodedDiagnosis(
-            code=code, title=title, sequence=n,
-            # The calibration was fit on the rules chooser's results; a model's stated
-            # confidence is reported as it is.
-            confidence=calibrate(signals) if chooser.name == "rules"
-            else choice.confidence, match_score=choice.confidence, confidence_signals=signals,
+            code=code, title=title, sequence=n, confidence=calibrate(signals, calibration),
+            match_score=choice.confidence, confidence_signals=signals,
             facts=[f.id for f in facts],
             evidence=[Evidence(text=f.text, start=f.start, end=f.end) for f in facts]
             + choice.evidence,

@@ -163,6 +163,20 @@ def calibration(predictions: list[Prediction], bins: int = 10) -> dict[str, obje
     return {"ece": round(ece, 4), "predictions": n, "table": table}
 
 
+def decided_by(predictions: list[Prediction]) -> dict[str, dict[str, float]]:
+    """Codes by what decided them (the llm chooser: the rules alone, a model that kept the
+    rules' pick, a model that overrode it), each with its share correct."""
+    groups: dict[str, list[bool]] = {}
+    for p in predictions:
+        for (code, _), signals in zip(p.codes, p.signals, strict=False):
+            who = ("model, agreeing with the rules" if signals.get("model_agrees") else
+                   "model, overriding the rules" if signals.get("model_overrides") else
+                   "rules")
+            groups.setdefault(who, []).append(any(matches(code, g) for g in p.gold))
+    return {who: {"codes": len(right), "correct": round(sum(right) / len(right), 4)}
+            for who, right in groups.items()}
+
+
 def flag_counts(predictions: list[Prediction]) -> dict[str, int]:
     total: Counter[str] = Counter()
     for p in predictions:

@@ -48,6 +48,12 @@ def markdown(r: dict[str, Any], title: str) -> str:
                      f"{row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} |")
     flags = ", ".join(f"{k} {v}" for k, v in r["flags"].items()) or "none"
     lines += ["", f"Flags raised: {flags}.", ""]
+    decided = r.get("decided_by") or {}
+    if set(decided) - {"rules"}:  # the llm chooser: who decided, and how often rightly
+        lines += ["| decided by | codes | share correct |", "|---|---|---|"]
+        lines += [f"| {who} | {row['codes']} | {row['correct']:.3f} |"
+                  for who, row in sorted(decided.items())]
+        lines.append("")
     replaced = r.get("gold_replaced_since") or {}
     if replaced:
         lines += ["Gold codes read through the conversion table (a code created since the "

@@ -72,6 +72,7 @@ def evaluate(cases: Iterable[EvalCase], code: Callable[[EvalCase], CodingResult]
         "retrieval_recall": metrics.recall_at_k(predictions),
         "calibration": metrics.calibration(predictions),
         "flags": metrics.flag_counts(predictions),
+        "decided_by": metrics.decided_by(predictions),
         "gold_not_billable_this_year": sorted(metrics.EXPANDED),
         "gold_replaced_since": {g: sorted(metrics.REPLACED[g]) for g in sorted(
             {g for p in predictions for g in p.gold if g in metrics.REPLACED})},
